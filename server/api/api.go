@@ -1,0 +1,324 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"kaiwa/server/auth"
+	"kaiwa/server/store"
+	"kaiwa/shared/proto"
+)
+
+// Config holds the API's settings.
+type Config struct {
+	Origins       Origins
+	Registration  bool   // open registration
+	SecureCookies string // "auto" (default), "always" or "never"
+}
+
+// API serves /api/. Build it with New and mount it with Register.
+type API struct {
+	cfg      Config
+	st       *store.Store
+	auth     *auth.Auth
+	throttle *auth.Throttle
+	log      *slog.Logger
+}
+
+// New returns the API over its dependencies.
+func New(cfg Config, st *store.Store, a *auth.Auth, throttle *auth.Throttle, log *slog.Logger) *API {
+	return &API{cfg: cfg, st: st, auth: a, throttle: throttle, log: log}
+}
+
+// Register mounts the API's routes on mux. Every path under /api/ answers with the API's error
+// shape, also for unknown paths and wrong methods.
+func (a *API) Register(mux *http.ServeMux) {
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"POST", "/api/auth/register", a.sameOrigin(a.register)},
+		{"POST", "/api/auth/login", a.sameOrigin(a.login)},
+		{"POST", "/api/auth/refresh", a.sameOrigin(a.refresh)},
+		{"POST", "/api/auth/logout", a.sameOrigin(a.logout)},
+		{"GET", "/api/me", a.bearer(a.me)},
+		{"GET", "/api/rooms", a.bearer(a.rooms)},
+		{"POST", "/api/rooms", a.bearer(a.createRoom)},
+		{"GET", "/api/rooms/{room}/messages", a.bearer(a.messages)},
+		{"GET", "/api/admin/backup", a.bearer(a.admin(a.backup))},
+	}
+	seen := map[string]bool{}
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.path, noStore(rt.h))
+		if !seen[rt.path] {
+			seen[rt.path] = true
+			mux.Handle(rt.path, noStore(a.methodNotAllowed))
+		}
+	}
+	mux.Handle("/api/", noStore(func(w http.ResponseWriter, r *http.Request) { a.writeError(w, r, errNotFound) }))
+}
+
+func (a *API) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	a.writeError(w, r, errorf(http.StatusMethodNotAllowed, proto.CodeMethodNotAllowed, "That method is not allowed here."))
+}
+
+func noStore(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, r)
+	})
+}
+
+// sameOrigin refuses cross-origin browser requests to /api/auth/*.
+func (a *API) sameOrigin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.cfg.Origins.Allowed(r) {
+			a.writeError(w, r, errorf(http.StatusForbidden, proto.CodeForbiddenOrigin, "Requests from this origin are not allowed."))
+			return
+		}
+		h(w, r)
+	}
+}
+
+type claimsKey struct{}
+
+// bearer lets through only requests with a valid access token of a live session.
+func (a *API) bearer(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			a.writeError(w, r, errUnauthorized)
+			return
+		}
+		claims, err := a.auth.Verify(strings.TrimSpace(token))
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)))
+	}
+}
+
+func claimsOf(r *http.Request) *auth.Claims { return r.Context().Value(claimsKey{}).(*auth.Claims) }
+
+// admin lets through only administrators; it runs inside bearer.
+func (a *API) admin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, err := a.st.UserByID(claimsOf(r).Subject)
+		if err != nil || !u.Admin {
+			a.writeError(w, r, errorf(http.StatusForbidden, proto.CodeForbidden, "Only an administrator may do this."))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	if !a.cfg.Registration {
+		a.writeError(w, r, errorf(http.StatusForbidden, proto.CodeRegistrationClosed, "Registration is closed on this server."))
+		return
+	}
+	var creds proto.Credentials
+	if err := decode(w, r, &creds); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	g, err := a.auth.Register(r.Context(), creds.Username, creds.Password)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.log.Info("user_registered", slog.String("user", g.User.Name))
+	a.writeGrant(w, r, http.StatusCreated, g)
+}
+
+func (a *API) login(w http.ResponseWriter, r *http.Request) {
+	var creds proto.Credentials
+	if err := decode(w, r, &creds); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	name, _ := proto.NormalizeUsername(creds.Username)
+	ip := ClientIP(r)
+	if wait := a.throttle.Check(name, ip); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(wait)))
+		a.writeError(w, r, tooManyAttempts(wait))
+		return
+	}
+	g, err := a.auth.Login(r.Context(), creds.Username, creds.Password)
+	if errors.Is(err, auth.ErrInvalidCredentials) {
+		a.throttle.Fail(name, ip)
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.throttle.Succeed(name, ip)
+	a.writeGrant(w, r, http.StatusOK, g)
+}
+
+func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(proto.RefreshCookie)
+	if err != nil {
+		a.writeError(w, r, errUnauthorized)
+		return
+	}
+	g, err := a.auth.Refresh(r.Context(), c.Value)
+	if err != nil {
+		if errors.Is(err, auth.ErrRefreshReused) {
+			a.log.Warn("refresh_reused", slog.String("ip", ClientIP(r)))
+		}
+		a.clearCookie(w, r)
+		a.writeError(w, r, err)
+		return
+	}
+	a.writeGrant(w, r, http.StatusOK, g)
+}
+
+func (a *API) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(proto.RefreshCookie); err == nil {
+		if _, err := a.auth.Logout(c.Value); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	a.clearCookie(w, r)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) me(w http.ResponseWriter, r *http.Request) {
+	u, err := a.st.UserByID(claimsOf(r).Subject)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, proto.UserBody{User: auth.PublicUser(u)})
+}
+
+func (a *API) rooms(w http.ResponseWriter, r *http.Request) {
+	rooms, err := a.st.Rooms()
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, proto.RoomList{Rooms: rooms})
+}
+
+var errInvalidRoom = errorf(http.StatusBadRequest, proto.CodeInvalidRoom, "A room name has 1 to 64 of a-z, 0-9 and -.")
+
+func (a *API) createRoom(w http.ResponseWriter, r *http.Request) {
+	var req proto.CreateRoom
+	if err := decode(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if !proto.ValidRoomName(req.Name) {
+		a.writeError(w, r, errInvalidRoom)
+		return
+	}
+	room, err := a.st.CreateRoom(req.Name)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.log.Info("room_created", slog.String("room", room.Name), slog.String("user", claimsOf(r).Name))
+	writeJSON(w, http.StatusCreated, proto.RoomBody{Room: room})
+}
+
+func (a *API) messages(w http.ResponseWriter, r *http.Request) {
+	room := r.PathValue("room")
+	if !proto.ValidRoomName(room) {
+		a.writeError(w, r, errInvalidRoom)
+		return
+	}
+	before, after, limit, err := pageQuery(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	msgs, more, err := a.st.Page(room, before, after, limit)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, proto.MessagePage{Messages: msgs, HasMore: more})
+}
+
+// pageQuery reads before, after and limit. Both cursors, a cursor that is not a number, or a
+// limit outside 1–200 are a bad request.
+func pageQuery(r *http.Request) (before, after *uint64, limit int, err error) {
+	q := r.URL.Query()
+	bad := func(msg string) error { return errorf(http.StatusBadRequest, proto.CodeBadRequest, msg) }
+	cursor := func(name string) (*uint64, error) {
+		if !q.Has(name) {
+			return nil, nil
+		}
+		v, err := strconv.ParseUint(q.Get(name), 10, 64)
+		if err != nil {
+			return nil, bad(name + " must be a message seq (a whole number).")
+		}
+		return &v, nil
+	}
+	if before, err = cursor("before"); err != nil {
+		return nil, nil, 0, err
+	}
+	if after, err = cursor("after"); err != nil {
+		return nil, nil, 0, err
+	}
+	if before != nil && after != nil {
+		return nil, nil, 0, bad("Use before or after, not both.")
+	}
+	limit = proto.PageDefault
+	if q.Has("limit") {
+		limit, err = strconv.Atoi(q.Get("limit"))
+		if err != nil || limit < 1 || limit > proto.PageMax {
+			return nil, nil, 0, bad(fmt.Sprintf("limit must be from 1 to %d.", proto.PageMax))
+		}
+	}
+	return before, after, limit, nil
+}
+
+func (a *API) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="kaiwa-`+time.Now().UTC().Format("20060102-150405")+`.db"`)
+	n, err := a.st.Backup(w)
+	if err != nil {
+		// Headers are gone; cutting the stream short is all that is left to say.
+		a.log.Error("backup_failed", slog.Int64("bytes", n), slog.Any("err", err))
+		panic(http.ErrAbortHandler)
+	}
+	a.log.Info("backup_sent", slog.Int64("bytes", n), slog.String("user", claimsOf(r).Name))
+}
+
+// writeGrant sets the refresh cookie and writes the token body.
+func (a *API) writeGrant(w http.ResponseWriter, r *http.Request, status int, g auth.Grant) {
+	http.SetCookie(w, &http.Cookie{
+		Name: proto.RefreshCookie, Value: g.Refresh, Path: proto.RefreshCookiePath,
+		MaxAge: int(a.auth.RefreshTTL() / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: a.secure(r),
+	})
+	writeJSON(w, status, g.Body())
+}
+
+func (a *API) clearCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: proto.RefreshCookie, Path: proto.RefreshCookiePath, MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: a.secure(r),
+	})
+}
+
+func (a *API) secure(r *http.Request) bool {
+	switch a.cfg.SecureCookies {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}

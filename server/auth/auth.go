@@ -1,0 +1,340 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"kaiwa/server/store"
+	"kaiwa/shared/proto"
+)
+
+// Errors callers branch on. The API maps each to one error code.
+var (
+	ErrInvalidCredentials = errors.New("auth: invalid credentials")
+	ErrUnauthorized       = errors.New("auth: unauthorized")
+	ErrTokenExpired       = errors.New("auth: token expired")
+	ErrRefreshReused      = errors.New("auth: refresh token reused")
+	ErrInvalidUsername    = errors.New("auth: invalid username")
+	ErrInvalidPassword    = errors.New("auth: invalid password")
+	ErrUsernameTaken      = errors.New("auth: username taken")
+)
+
+// RefreshGrace is how long after its rotation a refresh token still yields a sibling token
+// instead of revoking its session.
+const RefreshGrace = 10 * time.Second
+
+// Limits on what a session remembers of its tokens.
+const (
+	maxCurrent = 8  // live sibling tokens; the oldest becomes rotated beyond this
+	maxRotated = 64 // rotated token hashes kept for reuse detection
+)
+
+// Config sets token lifetimes. Zero values mean the defaults.
+type Config struct {
+	AccessTTL  time.Duration // access JWT lifetime; default 10m
+	RefreshTTL time.Duration // refresh session lifetime, sliding; default 720h
+	// HashConcurrency bounds argon2id hashes running at once; default half the CPUs, at least 1.
+	HashConcurrency int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Auth signs users in and verifies their tokens. It is safe for concurrent use.
+type Auth struct {
+	st     *store.Store
+	cfg    Config
+	tokens *tokens
+	hasher *hasher
+	dummy  string // hash checked for unknown users, so they cost what a wrong password costs
+
+	// OnRevoke, when set before use, is called with the ids of sessions just revoked (logout,
+	// refresh reuse, password change), so their open sockets can be closed.
+	OnRevoke func(sessionIDs ...string)
+}
+
+// New returns an Auth over the store, signing with the store's key.
+func New(st *store.Store, cfg Config) (*Auth, error) {
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 10 * time.Minute
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = 720 * time.Hour
+	}
+	if cfg.HashConcurrency <= 0 {
+		cfg.HashConcurrency = runtime.NumCPU() / 2
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Auth{st: st, cfg: cfg, tokens: newTokens(st.SigningKey(), cfg.AccessTTL, cfg.Now), hasher: newHasher(cfg.HashConcurrency)}
+	dummy, err := a.hasher.hash(context.Background(), randomID(16))
+	if err != nil {
+		return nil, err
+	}
+	a.dummy = dummy
+	return a, nil
+}
+
+// Grant is what a successful sign-in or refresh hands out.
+type Grant struct {
+	User      store.User
+	SessionID string
+	Access    string    // access JWT
+	IssuedAt  time.Time // whole seconds
+	ExpiresAt time.Time // the access token's exp
+	Refresh   string    // new opaque refresh token
+}
+
+// Body returns the API's token body for the grant.
+func (g Grant) Body() proto.TokenBody {
+	return proto.TokenBody{
+		User:        PublicUser(g.User),
+		AccessToken: g.Access,
+		TokenType:   proto.TokenType,
+		ExpiresIn:   int64(g.ExpiresAt.Sub(g.IssuedAt) / time.Second),
+		ExpiresAt:   g.ExpiresAt.UTC(),
+	}
+}
+
+// PublicUser is the user as the API shows it.
+func PublicUser(u store.User) proto.User {
+	return proto.User{ID: u.ID, Name: u.Name, Admin: u.Admin}
+}
+
+// RefreshTTL returns the refresh session lifetime.
+func (a *Auth) RefreshTTL() time.Duration { return a.cfg.RefreshTTL }
+
+// HashPassword validates and hashes a password.
+func (a *Auth) HashPassword(ctx context.Context, password string) (string, error) {
+	if !proto.ValidPassword(password) {
+		return "", ErrInvalidPassword
+	}
+	return a.hasher.hash(ctx, password)
+}
+
+// CreateUser validates and stores a new user without signing in.
+func (a *Auth) CreateUser(ctx context.Context, username, password string, admin bool) (store.User, error) {
+	name, ok := proto.NormalizeUsername(username)
+	if !ok {
+		return store.User{}, ErrInvalidUsername
+	}
+	hash, err := a.HashPassword(ctx, password)
+	if err != nil {
+		return store.User{}, err
+	}
+	u, err := a.st.CreateUser(name, hash, admin)
+	if errors.Is(err, store.ErrUsernameTaken) {
+		return store.User{}, ErrUsernameTaken
+	}
+	return u, err
+}
+
+// Register creates an account and signs it in.
+func (a *Auth) Register(ctx context.Context, username, password string) (Grant, error) {
+	u, err := a.CreateUser(ctx, username, password, false)
+	if err != nil {
+		return Grant{}, err
+	}
+	return a.startSession(u)
+}
+
+// Login checks a username and password. Unknown users and wrong passwords both give
+// ErrInvalidCredentials after the same work.
+func (a *Auth) Login(ctx context.Context, username, password string) (Grant, error) {
+	name, _ := proto.NormalizeUsername(username)
+	u, err := a.st.UserByName(name)
+	hash := u.PasswordHash
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			return Grant{}, err
+		}
+		hash = a.dummy
+	}
+	ok, verr := a.hasher.verify(ctx, hash, password)
+	if verr != nil {
+		return Grant{}, verr
+	}
+	if err != nil || !ok {
+		return Grant{}, ErrInvalidCredentials
+	}
+	return a.startSession(u)
+}
+
+// SetPassword changes a user's password and revokes all of the user's sessions.
+func (a *Auth) SetPassword(ctx context.Context, username, password string) error {
+	name, _ := proto.NormalizeUsername(username)
+	u, err := a.st.UserByName(name)
+	if err != nil {
+		return err
+	}
+	hash, err := a.HashPassword(ctx, password)
+	if err != nil {
+		return err
+	}
+	if _, err := a.st.UpdateUser(u.ID, func(u *store.User) { u.PasswordHash = hash }); err != nil {
+		return err
+	}
+	ids, err := a.st.RevokeUserSessions(u.ID)
+	a.revoked(ids...)
+	return err
+}
+
+func (a *Auth) startSession(u store.User) (Grant, error) {
+	now := a.cfg.Now()
+	sid := randomID(16)
+	secret := randomID(32)
+	sess := store.Session{
+		ID: sid, UserID: u.ID, CreatedAt: now.UTC(), ExpiresAt: now.Add(a.cfg.RefreshTTL).UTC(),
+		Current: [][]byte{hashSecret(secret)},
+	}
+	if err := a.st.CreateSession(sess); err != nil {
+		return Grant{}, err
+	}
+	return a.grant(u, sid, sid+"."+secret, now)
+}
+
+func (a *Auth) grant(u store.User, sid, refresh string, now time.Time) (Grant, error) {
+	access, exp, err := a.tokens.issue(u.ID, u.Name, sid, now)
+	if err != nil {
+		return Grant{}, err
+	}
+	return Grant{User: u, SessionID: sid, Access: access, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Refresh: refresh}, nil
+}
+
+// Refresh trades a refresh token for a new access token and a new refresh token. A token that was
+// rotated away more than RefreshGrace ago revokes its session and gives ErrRefreshReused; an
+// unknown, expired or revoked one gives ErrUnauthorized.
+func (a *Auth) Refresh(ctx context.Context, refresh string) (Grant, error) {
+	sid, secret, ok := splitRefresh(refresh)
+	if !ok {
+		return Grant{}, ErrUnauthorized
+	}
+	now := a.cfg.Now()
+	h := hashSecret(secret)
+	newSecret := randomID(32)
+	sess, err := a.st.UpdateSession(sid, func(s *store.Session) error {
+		if s.Revoked || now.After(s.ExpiresAt) {
+			return ErrUnauthorized
+		}
+		if i := indexOf(s.Current, h); i >= 0 {
+			s.Current = append(s.Current[:i], s.Current[i+1:]...)
+			s.Rotated = append(s.Rotated, store.RotatedKey{Hash: h, At: now.UTC()})
+		} else if r := rotatedAt(s.Rotated, h); r.IsZero() {
+			return ErrUnauthorized // not a token of this session: a forgery must not revoke it
+		} else if now.Sub(r) > RefreshGrace {
+			s.Revoked, s.Current, s.Rotated = true, nil, nil
+			return ErrRefreshReused
+		}
+		s.Current = append(s.Current, hashSecret(newSecret))
+		for len(s.Current) > maxCurrent {
+			s.Rotated = append(s.Rotated, store.RotatedKey{Hash: s.Current[0], At: now.UTC()})
+			s.Current = s.Current[1:]
+		}
+		if len(s.Rotated) > maxRotated {
+			s.Rotated = s.Rotated[len(s.Rotated)-maxRotated:]
+		}
+		s.ExpiresAt = now.Add(a.cfg.RefreshTTL).UTC()
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrRefreshReused):
+		a.revoked(sid)
+		return Grant{}, err
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrUnauthorized):
+		return Grant{}, ErrUnauthorized
+	case err != nil:
+		return Grant{}, err
+	}
+	u, err := a.st.UserByID(sess.UserID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("auth: refresh: %w", err)
+	}
+	return a.grant(u, sid, sid+"."+newSecret, now)
+}
+
+// Logout revokes the session of a refresh token, current or rotated. It returns the session id,
+// or "" when the token belongs to no session.
+func (a *Auth) Logout(refresh string) (string, error) {
+	sid, secret, ok := splitRefresh(refresh)
+	if !ok {
+		return "", nil
+	}
+	h := hashSecret(secret)
+	var revoked bool
+	_, err := a.st.UpdateSession(sid, func(s *store.Session) error {
+		if s.Revoked || (indexOf(s.Current, h) < 0 && rotatedAt(s.Rotated, h).IsZero()) {
+			return nil
+		}
+		s.Revoked, s.Current, s.Rotated = true, nil, nil
+		revoked = true
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) || !revoked {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	a.revoked(sid)
+	return sid, nil
+}
+
+// Verify checks an access token and its session. ErrTokenExpired for a good token past its exp
+// (the claims are returned too); ErrUnauthorized for any other bad token or a revoked session.
+func (a *Auth) Verify(token string) (*Claims, error) {
+	claims, err := a.tokens.verify(token)
+	if err != nil {
+		return claims, err
+	}
+	if !a.SessionLive(claims.SID) {
+		return nil, ErrUnauthorized
+	}
+	return claims, nil
+}
+
+// SessionLive reports whether the session exists and is not revoked.
+func (a *Auth) SessionLive(sid string) bool {
+	s, err := a.st.Session(sid)
+	return err == nil && !s.Revoked
+}
+
+func (a *Auth) revoked(ids ...string) {
+	if a.OnRevoke != nil && len(ids) > 0 {
+		a.OnRevoke(ids...)
+	}
+}
+
+func splitRefresh(refresh string) (sid, secret string, ok bool) {
+	sid, secret, ok = strings.Cut(refresh, ".")
+	return sid, secret, ok && sid != "" && secret != "" && len(refresh) <= 256
+}
+
+func hashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+func indexOf(hashes [][]byte, h []byte) int {
+	for i, c := range hashes {
+		if subtle.ConstantTimeCompare(c, h) == 1 {
+			return i
+		}
+	}
+	return -1
+}
+
+// rotatedAt returns when h was rotated away, or the zero time if it never was.
+func rotatedAt(rotated []store.RotatedKey, h []byte) time.Time {
+	for _, r := range rotated {
+		if subtle.ConstantTimeCompare(r.Hash, h) == 1 {
+			return r.At
+		}
+	}
+	return time.Time{}
+}

@@ -1,0 +1,105 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Session is a refresh session: one sign-in on one device. Its refresh tokens are kept only as
+// hashes. Current holds the hashes that may be used now; Rotated those already traded for a
+// successor, with when, so that reuse can be told from a race between tabs.
+type Session struct {
+	ID        string       `json:"id"`
+	UserID    string       `json:"user_id"`
+	CreatedAt time.Time    `json:"created_at"`
+	ExpiresAt time.Time    `json:"expires_at"` // sliding: moved on each refresh
+	Revoked   bool         `json:"revoked,omitempty"`
+	Current   [][]byte     `json:"current"`
+	Rotated   []RotatedKey `json:"rotated,omitempty"`
+}
+
+// RotatedKey is the hash of a refresh token that was rotated away at At.
+type RotatedKey struct {
+	Hash []byte    `json:"hash"`
+	At   time.Time `json:"at"`
+}
+
+// CreateSession stores a new session.
+func (s *Store) CreateSession(sess Session) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketSessions), []byte(sess.ID), sess)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	return nil
+}
+
+// Session returns the session with that id, or ErrNotFound.
+func (s *Store) Session(id string) (Session, error) {
+	var sess Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketSessions), []byte(id), &sess)
+	})
+	if err != nil {
+		return Session{}, fmt.Errorf("store: session: %w", err)
+	}
+	return sess, nil
+}
+
+// UpdateSession applies fn to the stored session with that id inside one write transaction and
+// saves the result, also when fn fails. fn's error is returned as it is, so callers can branch on
+// their own sentinels; the session as fn left it is returned in every case.
+func (s *Store) UpdateSession(id string, fn func(*Session) error) (Session, error) {
+	var sess Session
+	var fnErr error
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		if err := getJSON(b, []byte(id), &sess); err != nil {
+			return err
+		}
+		// A failing fn may still have changed the session (a revocation): it is saved either way.
+		fnErr = fn(&sess)
+		return putJSON(b, []byte(id), sess)
+	})
+	if err != nil {
+		return sess, fmt.Errorf("store: update session: %w", err)
+	}
+	return sess, fnErr
+}
+
+// RevokeUserSessions marks every live session of the user revoked and returns their ids.
+func (s *Store) RevokeUserSessions(userID string) ([]string, error) {
+	var ids []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		var revoke []Session
+		err := b.ForEach(func(k, v []byte) error {
+			var sess Session
+			if err := getJSON(b, k, &sess); err != nil {
+				return err
+			}
+			if sess.UserID == userID && !sess.Revoked {
+				revoke = append(revoke, sess)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, sess := range revoke {
+			sess.Revoked, sess.Current, sess.Rotated = true, nil, nil
+			if err := putJSON(b, []byte(sess.ID), sess); err != nil {
+				return err
+			}
+			ids = append(ids, sess.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: revoke sessions: %w", err)
+	}
+	return ids, nil
+}

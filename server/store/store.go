@@ -1,0 +1,180 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Errors callers branch on.
+var (
+	ErrLocked        = errors.New("database file is locked by another kaiwa process")
+	ErrNotFound      = errors.New("not found")
+	ErrUsernameTaken = errors.New("username taken")
+	ErrRoomExists    = errors.New("room exists")
+)
+
+// DefaultRoom is the room every new database starts with.
+const DefaultRoom = "general"
+
+// lockTimeout bounds how long Open waits for another process's lock on the file.
+const lockTimeout = time.Second
+
+var (
+	bucketMeta      = []byte("meta")
+	bucketUsers     = []byte("users")
+	bucketUsernames = []byte("usernames")
+	bucketSessions  = []byte("sessions")
+	bucketRooms     = []byte("rooms")
+	bucketMsgs      = []byte("msgs")
+	bucketIDs       = []byte("ids")
+	keySchema       = []byte("schema")
+	keySigningKey   = []byte("signing_key")
+	keyRoomInfo     = []byte("info")
+)
+
+// Store is an open Kaiwa database.
+type Store struct {
+	db  *bolt.DB
+	key []byte // access-token signing key, read once at Open
+}
+
+// Open opens the database at path, creating its directory (0700) and the file (0600) when
+// missing, and brings its schema up to date. A new database gets a signing key from crypto/rand
+// and the room "general". If another process holds the file, Open fails within about a second
+// with an error that wraps ErrLocked.
+func Open(path string) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: create directory: %w", err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("store: %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// Group commit: concurrent appends share one fsync. A short delay keeps a lone sender fast.
+	db.MaxBatchDelay = 2 * time.Millisecond
+	s := &Store{db: db}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		s.key = clone(tx.Bucket(bucketMeta).Get(keySigningKey))
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: read signing key: %w", err)
+	}
+	if len(s.key) < 32 {
+		db.Close()
+		return nil, errors.New("store: signing key missing or short")
+	}
+	return s, nil
+}
+
+// Close closes the file, waiting for transactions in progress.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+// SigningKey returns the HMAC key for access tokens. The caller must not modify it.
+func (s *Store) SigningKey() []byte { return s.key }
+
+// migrations bring a database from schema version i to i+1. Append only: never edit or reorder
+// one that has shipped.
+var migrations = []func(tx *bolt.Tx) error{
+	initialize,
+}
+
+func (s *Store) migrate() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return fmt.Errorf("store: create meta: %w", err)
+		}
+		var version uint64
+		if v := meta.Get(keySchema); len(v) == 8 {
+			version = binary.BigEndian.Uint64(v)
+		}
+		if version > uint64(len(migrations)) {
+			return fmt.Errorf("store: schema version %d is newer than this kaiwa (%d): upgrade kaiwa", version, len(migrations))
+		}
+		for i := version; i < uint64(len(migrations)); i++ {
+			if err := migrations[i](tx); err != nil {
+				return fmt.Errorf("store: migration %d: %w", i+1, err)
+			}
+		}
+		return meta.Put(keySchema, u64(uint64(len(migrations))))
+	})
+}
+
+// initialize creates the buckets, the signing key and the default room.
+func initialize(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketUsers, bucketUsernames, bucketSessions, bucketRooms} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketMeta).Put(keySigningKey, key); err != nil {
+		return err
+	}
+	_, err := createRoom(tx, DefaultRoom, time.Now())
+	return err
+}
+
+// Check verifies the consistency of the whole file (bbolt's Tx.Check) and returns the first
+// problem found.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("store: inconsistent file: %w", err)
+		}
+		return nil
+	})
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// Backup writes a consistent copy of the whole database to w, taken in one read transaction
+// while writers go on, and returns the bytes written.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("store: backup: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,109 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// User is an account. PasswordHash is an encoded argon2id hash.
+type User struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Admin        bool      `json:"admin"`
+	PasswordHash string    `json:"password_hash"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// CreateUser stores a new user named name (already normalised) and returns it with its id.
+// ErrUsernameTaken if the name is in use.
+func (s *Store) CreateUser(name, passwordHash string, admin bool) (User, error) {
+	u := User{Name: name, Admin: admin, PasswordHash: passwordHash, CreatedAt: time.Now().UTC()}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		names := tx.Bucket(bucketUsernames)
+		if names.Get([]byte(name)) != nil {
+			return ErrUsernameTaken
+		}
+		users := tx.Bucket(bucketUsers)
+		seq, err := users.NextSequence()
+		if err != nil {
+			return err
+		}
+		u.ID = strconv.FormatUint(seq, 10)
+		if err := names.Put([]byte(name), []byte(u.ID)); err != nil {
+			return err
+		}
+		return putJSON(users, []byte(u.ID), u)
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("store: create user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByName returns the user with that (normalised) name, or ErrNotFound.
+func (s *Store) UserByName(name string) (User, error) {
+	var u User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketUsernames).Get([]byte(name))
+		if id == nil {
+			return ErrNotFound
+		}
+		return getJSON(tx.Bucket(bucketUsers), id, &u)
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("store: user %q: %w", name, err)
+	}
+	return u, nil
+}
+
+// UserByID returns the user with that id, or ErrNotFound.
+func (s *Store) UserByID(id string) (User, error) {
+	var u User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketUsers), []byte(id), &u)
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("store: user id %s: %w", id, err)
+	}
+	return u, nil
+}
+
+// UpdateUser applies fn to the stored user with that id and saves the result. fn must not
+// change the ID or Name.
+func (s *Store) UpdateUser(id string, fn func(*User)) (User, error) {
+	var u User
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		users := tx.Bucket(bucketUsers)
+		if err := getJSON(users, []byte(id), &u); err != nil {
+			return err
+		}
+		fn(&u)
+		return putJSON(users, []byte(id), u)
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("store: update user %s: %w", id, err)
+	}
+	return u, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+// getJSON decodes the value at key, or returns ErrNotFound. Unmarshal copies, so the result
+// does not refer to the transaction's memory.
+func getJSON(b *bolt.Bucket, key []byte, v any) error {
+	data := b.Get(key)
+	if data == nil {
+		return ErrNotFound
+	}
+	return json.Unmarshal(data, v)
+}

@@ -1,0 +1,100 @@
+package proto
+
+import "time"
+
+// User is the public view of an account.
+type User struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Admin bool   `json:"admin"`
+}
+
+// UserBody is the body of GET /api/me.
+type UserBody struct {
+	User User `json:"user"`
+}
+
+// Credentials is the body of POST /api/auth/register and /api/auth/login.
+type Credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// TokenBody is the answer to register, login and refresh.
+type TokenBody struct {
+	User        User      `json:"user"`
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresIn   int64     `json:"expires_in"` // seconds from the moment the body was written
+	ExpiresAt   time.Time `json:"expires_at"`
+}
+
+// Room is a chat room as the API lists it.
+type Room struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	LastSeq   uint64    `json:"last_seq"`
+}
+
+// RoomList is the body of GET /api/rooms.
+type RoomList struct {
+	Rooms []Room `json:"rooms"`
+}
+
+// RoomBody is the answer to POST /api/rooms.
+type RoomBody struct {
+	Room Room `json:"room"`
+}
+
+// CreateRoom is the body of POST /api/rooms.
+type CreateRoom struct {
+	Name string `json:"name"`
+}
+
+// MessagePage is the body of GET /api/rooms/{room}/messages: messages ascending by seq.
+type MessagePage struct {
+	Messages []Message `json:"messages"`
+	HasMore  bool      `json:"has_more"`
+}
+
+// ErrorBody is the one shape of every API error.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a machine-readable snake_case code and a human sentence.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes of the HTTP API.
+const (
+	CodeBadRequest         = "bad_request"
+	CodePayloadTooLarge    = "payload_too_large"
+	CodeInvalidUsername    = "invalid_username"
+	CodeInvalidPassword    = "invalid_password"
+	CodeUsernameTaken      = "username_taken"
+	CodeRegistrationClosed = "registration_closed"
+	CodeInvalidCredentials = "invalid_credentials"
+	CodeTooManyAttempts    = "too_many_attempts"
+	CodeForbiddenOrigin    = "forbidden_origin"
+	CodeUnauthorized       = "unauthorized"
+	CodeTokenExpired       = "token_expired"
+	CodeRefreshReused      = "refresh_reused"
+	CodeForbidden          = "forbidden"
+	CodeRoomExists         = "room_exists"
+	CodeInvalidRoom        = "invalid_room"
+	CodeNotFound           = "not_found"
+	CodeMethodNotAllowed   = "method_not_allowed"
+	CodeInternal           = "internal"
+)
+
+// Cookie and subprotocol names, and the token type of TokenBody.
+const (
+	RefreshCookie     = "kaiwa_refresh"
+	RefreshCookiePath = "/api/auth"
+	Subprotocol       = "kaiwa.v1"
+	BearerProtocol    = "kaiwa.bearer." // followed by the access token
+	TokenType         = "Bearer"
+)
