@@ -39,7 +39,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if cfg.SecureCookies == "" {
 		cfg.SecureCookies = "auto"
 	}
-	origins := api.NewOrigins(cfg.Origins)
+	origins := auth.NewOrigins(cfg.Origins)
 	mux := http.NewServeMux()
 	api.New(api.Config{Origins: origins, Registration: cfg.Registration, SecureCookies: cfg.SecureCookies},
 		st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)

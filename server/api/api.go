@@ -17,7 +17,7 @@ import (
 
 // Config holds the API's settings.
 type Config struct {
-	Origins       Origins
+	Origins       auth.Origins
 	Registration  bool   // open registration
 	SecureCookies string // "auto" (default), "always" or "never"
 }
@@ -145,7 +145,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, _ := proto.NormalizeUsername(creds.Username)
-	ip := ClientIP(r)
+	ip := auth.ClientIP(r)
 	if wait := a.throttle.Check(name, ip); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(wait)))
 		a.writeError(w, r, tooManyAttempts(wait))
@@ -172,7 +172,7 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 	g, err := a.auth.Refresh(r.Context(), c.Value)
 	if err != nil {
 		if errors.Is(err, auth.ErrRefreshReused) {
-			a.log.Warn("refresh_reused", slog.String("ip", ClientIP(r)))
+			a.log.Warn("refresh_reused", slog.String("ip", auth.ClientIP(r)))
 		}
 		a.clearCookie(w, r)
 		a.writeError(w, r, err)
