@@ -146,7 +146,12 @@ func (s *Store) Page(room string, before, after *uint64, limit int) ([]proto.Mes
 		c := rb.Bucket(bucketMsgs).Cursor()
 		var k, v []byte
 		if after != nil {
-			for k, v = c.Seek(u64(*after + 1)); k != nil && len(msgs) < limit; k, v = c.Next() {
+			// Seek to after itself and step over it: after+1 would wrap at the largest seq.
+			k, v = c.Seek(u64(*after))
+			if k != nil && binary.BigEndian.Uint64(k) == *after {
+				k, v = c.Next()
+			}
+			for ; k != nil && len(msgs) < limit; k, v = c.Next() {
 				if err := appendMessage(&msgs, v); err != nil {
 					return err
 				}
