@@ -1,0 +1,71 @@
+package app
+
+import (
+	goapp "github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// frame wraps a page's content in the layout every page shares: the top bar, the update notice
+// and the main landmark.
+func frame(a auth, content ...goapp.UI) goapp.UI {
+	return goapp.Div().Class("kaiwa").Body(
+		goapp.A().Class("skip").Href("#main").Text("Skip to content"),
+		goapp.Header().Class("topbar").Body(
+			goapp.A().Class("brand").Href(PathHome).Body(
+				goapp.Img().Src("/web/icon-192.png").Alt("").Width(28).Height(28),
+				goapp.Span().Text("Kaiwa"),
+			),
+			goapp.If(a.Status == authSignedIn, func() goapp.UI {
+				return goapp.Span().Class("topbar-user").Text(a.User.Name)
+			}),
+		),
+		&updateNotice{},
+		goapp.Main().ID("main").Body(content...),
+	)
+}
+
+// loadingView is shown while the app finds out whether someone is signed in.
+func loadingView() goapp.UI {
+	return goapp.Div().Class("card loading").DataSet("view", "loading").Aria("busy", "true").Body(
+		goapp.P().Text("Loading…"),
+	)
+}
+
+// offlineView is shown when the server could not be reached to check the session.
+func offlineView() goapp.UI {
+	return goapp.Div().Class("card").DataSet("view", "offline").Body(
+		goapp.H1().Text("Cannot reach the server"),
+		goapp.P().Text("Kaiwa could not check your session. Check your connection and try again."),
+		goapp.Button().Type("button").Text("Try again").OnClick(func(ctx goapp.Context, e goapp.Event) {
+			checkSession(ctx)
+		}),
+	)
+}
+
+// updateNotice offers to reload once a new version of the app has been installed in the
+// background.
+type updateNotice struct {
+	goapp.Compo
+	available bool
+}
+
+func (n *updateNotice) OnMount(ctx goapp.Context) {
+	n.available = ctx.AppUpdateAvailable()
+}
+
+func (n *updateNotice) OnAppUpdate(ctx goapp.Context) {
+	n.available = ctx.AppUpdateAvailable()
+}
+
+func (n *updateNotice) Render() goapp.UI {
+	// The live region is always present so that screen readers announce what appears in it.
+	return goapp.Div().Class("update").Aria("live", "polite").Body(
+		goapp.If(n.available, func() goapp.UI {
+			return goapp.P().Body(
+				goapp.Text("A new version of Kaiwa is available. "),
+				goapp.Button().Type("button").Text("Reload").OnClick(func(ctx goapp.Context, e goapp.Event) {
+					ctx.Reload()
+				}),
+			)
+		}),
+	)
+}

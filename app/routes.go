@@ -1,0 +1,34 @@
+// Package app is Kaiwa's browser client: go-app components and the routes that map paths to
+// them. The same package compiles natively, where the server uses it to prerender pages, and to
+// WebAssembly, where wasm/main.go runs it in the browser.
+//
+// The signed-in session lives in one go-app state (see auth.go), held in memory only: the access
+// token is never written to local storage. Components observe it; network calls run in
+// ctx.Async and hand results back through the state or ctx.Dispatch, so component fields change
+// only on the UI goroutine.
+package app
+
+import (
+	goapp "github.com/maxence-charriere/go-app/v10/pkg/app"
+)
+
+// Paths of the app's pages.
+const (
+	PathHome     = "/"
+	PathLogin    = "/login"
+	PathRegister = "/register"
+	// PathRoomPrefix followed by a room name is a room's page, such as /rooms/general.
+	PathRoomPrefix = "/rooms/"
+)
+
+// roomPattern matches a room's page; room names are 1–64 of a-z 0-9 - (SPEC §3).
+const roomPattern = `^/rooms/[a-z0-9-]{1,64}$`
+
+// Routes registers Kaiwa's pages with go-app. Both the browser entry point and the server call
+// it, before running the app or serving pages; registering again replaces the same routes.
+func Routes() {
+	goapp.Route(PathHome, goapp.NewZeroComponentFactory(&homePage{}))
+	goapp.Route(PathLogin, goapp.NewZeroComponentFactory(&loginPage{}))
+	goapp.Route(PathRegister, goapp.NewZeroComponentFactory(&registerPage{}))
+	goapp.RouteWithRegexp(roomPattern, goapp.NewZeroComponentFactory(&roomPage{}))
+}

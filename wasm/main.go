@@ -1,0 +1,16 @@
+//go:build js && wasm
+
+// Command wasm is Kaiwa's browser entry point, compiled to public/web/app.wasm by `make wasm`.
+// It must not import the server: everything here ends up in the download.
+package main
+
+import (
+	goapp "github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"kaiwa/app"
+)
+
+func main() {
+	app.Routes()
+	goapp.RunWhenOnBrowser()
+}
