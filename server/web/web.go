@@ -1,0 +1,176 @@
+// Package web serves Kaiwa's web app: the pages (go-app prerenders them and loads app.wasm),
+// the static files of kaiwa/public under /web/, the manifest, the icons and the service worker.
+// Everything comes from the binary; nothing is loaded from another host, so Kaiwa works on a
+// network with no internet.
+package web
+
+import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	goapp "github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"kaiwa/app"
+	"kaiwa/public"
+)
+
+// workerJS is the template of the service worker that go-app serves at /app-worker.js.
+//
+//go:embed worker.js
+var workerJS string
+
+// ContentSecurityPolicy is sent with every response of the handler. Scripts come only from the
+// server; 'wasm-unsafe-eval' lets them compile app.wasm, and nothing allows eval of text.
+const ContentSecurityPolicy = "default-src 'self'; " +
+	"script-src 'self' 'wasm-unsafe-eval'; " +
+	"style-src 'self'; " +
+	"img-src 'self'; " +
+	"connect-src 'self'; " +
+	"manifest-src 'self'; " +
+	"worker-src 'self'; " +
+	"object-src 'none'; " +
+	"base-uri 'none'; " +
+	"form-action 'self'; " +
+	"frame-ancestors 'none'"
+
+// Kaiwa's colours, as in public/web/kaiwa.css.
+const (
+	themeColor      = "#1f5f8b"
+	backgroundColor = "#f4f6f8"
+)
+
+// handler routes a request to a static file or to go-app.
+type handler struct {
+	pages  *goapp.Handler
+	assets map[string]*asset // by path under /web/
+}
+
+// New returns the handler of every path that is not the API, /ws, /healthz or /metrics. It
+// reads the web root into memory once. When app.wasm has not been built (`make wasm`), it logs
+// a warning and serves the rest: the pages then cannot start. A nil logger means
+// slog.Default().
+func New(logger *slog.Logger) (http.Handler, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	root, err := fs.Sub(public.FS, "web")
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	return newHandler(root, logger)
+}
+
+// newHandler is New for any web root.
+func newHandler(root fs.FS, logger *slog.Logger) (*handler, error) {
+	assets, err := loadAssets(root, logger)
+	if err != nil {
+		return nil, err
+	}
+	wasm, ok := assets["app.wasm"]
+	if !ok {
+		logger.Warn("web_app_not_built", "hint", "run make wasm")
+		wasm = &asset{}
+	}
+	version := appVersion(assets)
+	logger.Info("web_app_loaded", "version", version, "wasm_bytes", len(wasm.raw),
+		"brotli", wasm.br != nil, "gzip", wasm.gz != nil)
+
+	app.Routes()
+	pages := &goapp.Handler{
+		Name:            "Kaiwa",
+		ShortName:       "Kaiwa",
+		Title:           "Kaiwa",
+		Description:     "Chat rooms on your own server.",
+		Lang:            "en",
+		ThemeColor:      themeColor,
+		BackgroundColor: backgroundColor,
+		LoadingLabel:    "Loading Kaiwa… {progress}%",
+		Icon: goapp.Icon{
+			Default:  "/web/icon-192.png",
+			Large:    "/web/icon-512.png",
+			Maskable: "/web/icon-maskable-512.png",
+			SVG:      "/web/icon.svg",
+		},
+		Styles:             []string{"/web/kaiwa.css"},
+		CacheableResources: []string{"/web/icon.svg"},
+		Resources:          webRoot{},
+		Version:            version,
+		// The loader shows progress against the decoded size: Content-Length is the
+		// compressed one.
+		WasmContentLength:     strconv.Itoa(len(wasm.raw)),
+		ServiceWorkerTemplate: workerJS,
+	}
+	return &handler{pages: pages, assets: assets}, nil
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Content-Security-Policy", ContentSecurityPolicy)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Frame-Options", "DENY")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hdr.Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/web/"):
+		h.serveAsset(w, r, strings.TrimPrefix(p, "/web/"))
+	case p == "/robots.txt":
+		h.serveAsset(w, r, "robots.txt")
+	case p == "/sitemap.xml", p == "/ads.txt":
+		// go-app would fetch these from the server's own address; Kaiwa has none.
+		http.NotFound(w, r)
+	default:
+		h.pages.ServeHTTP(w, r)
+	}
+}
+
+func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
+	a, ok := h.assets[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	a.serve(w, r)
+}
+
+// appVersion names the app's version for go-app and the service worker: a digest of every file
+// of the web root and of the worker itself, so that any change to what the browser caches
+// installs a new worker and offers a reload.
+func appVersion(assets map[string]*asset) string {
+	names := make([]string, 0, len(assets))
+	for name := range assets {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	sum := sha256.New()
+	for _, name := range names {
+		fmt.Fprintf(sum, "%s %s\n", name, assets[name].hash)
+	}
+	sum.Write([]byte(workerJS))
+	return hex.EncodeToString(sum.Sum(nil))[:20]
+}
+
+// webRoot tells go-app where the static files are: at /web/ on this server, which serves them
+// itself (so go-app never reads the disk).
+type webRoot struct{}
+
+func (webRoot) Resolve(location string) string {
+	if location == "" || location == "/" {
+		return "/"
+	}
+	if strings.HasPrefix(location, "web/") || location == "web" {
+		return "/" + location
+	}
+	return location
+}

@@ -1,0 +1,78 @@
+// Kaiwa's service worker. go-app fills in the version, which changes whenever any file of the
+// app changes, and the list of resources: the app shell ("/") and its assets.
+//
+// Every file of one version is cached together in install and served from that cache, so a page
+// never mixes files of two versions. Page loads answer with the cached shell, which routes any
+// page itself: a room reloads offline too. The API and the WebSocket never touch the cache.
+// When a new version is installed, go-app tells the page, which offers to reload.
+
+const cacheName = "kaiwa-{{.Version}}";
+const shell = "/";
+const resourcesToCache = {{.ResourcesToCache}};
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(cacheName);
+      // "reload" skips the HTTP cache, so a new version never caches a file of an older one.
+      await cache.addAll(
+        resourcesToCache.map((url) => new Request(url, { cache: "reload" }))
+      );
+      await self.skipWaiting();
+    })()
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    (async () => {
+      const keys = await caches.keys();
+      await Promise.all(
+        keys.filter((key) => key !== cacheName).map((key) => caches.delete(key))
+      );
+      await self.clients.claim();
+    })()
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") {
+    return;
+  }
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin || passThrough(url.pathname)) {
+    return; // the browser fetches it as if there were no worker
+  }
+  if (request.mode === "navigate" && isPage(url.pathname)) {
+    event.respondWith(fromCache(shell, request));
+    return;
+  }
+  event.respondWith(fromCache(request, request));
+});
+
+// passThrough reports whether a path is never cached: the API, the WebSocket and the server's
+// own endpoints.
+function passThrough(path) {
+  return (
+    path.startsWith("/api/") ||
+    path === "/ws" ||
+    path === "/healthz" ||
+    path === "/metrics"
+  );
+}
+
+// isPage reports whether a path is one of the app's pages rather than a file.
+function isPage(path) {
+  return !path.startsWith("/web/") && !path.split("/").pop().includes(".");
+}
+
+// fromCache answers with the cached copy of key, or from the network when this version has none.
+async function fromCache(key, request) {
+  const cache = await caches.open(cacheName);
+  const cached = await cache.match(key, { ignoreVary: true });
+  if (cached) {
+    return cached;
+  }
+  return fetch(request);
+}
