@@ -3,6 +3,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 
 	"kaiwa/server/api"
 	"kaiwa/server/auth"
+	"kaiwa/server/hub"
 	"kaiwa/server/store"
+	"kaiwa/server/web"
 )
 
 // Config is the server's configuration; cmd/kaiwa fills it from flags.
@@ -26,6 +29,7 @@ type Config struct {
 // Server is Kaiwa's HTTP side. Close it to end every open socket.
 type Server struct {
 	auth    *auth.Auth
+	hub     *hub.Hub
 	handler http.Handler
 	log     *slog.Logger
 }
@@ -39,24 +43,38 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if cfg.SecureCookies == "" {
 		cfg.SecureCookies = "auto"
 	}
-	origins := auth.NewOrigins(cfg.Origins)
+	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit}, st, a, log)
+	a.OnRevoke = h.Revoke
 	mux := http.NewServeMux()
-	api.New(api.Config{Origins: origins, Registration: cfg.Registration, SecureCookies: cfg.SecureCookies},
+	api.New(api.Config{Origins: auth.NewOrigins(cfg.Origins), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h},
 		st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write([]byte("ok"))
 	})
-	s := &Server{auth: a, log: log, handler: securityHeaders(mux)}
+	webApp, err := web.New(log)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	mux.Handle("/", webApp)
+	s := &Server{auth: a, hub: h, log: log, handler: securityHeaders(mux)}
 	return s, nil
 }
 
 // Handler returns the server's root handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close ends every open socket. It does not close the store.
-func (s *Server) Close() error { return nil }
+// Shutdown closes every open socket with 1001 and finishes the commits in flight, within ctx.
+// It does not close the store.
+func (s *Server) Shutdown(ctx context.Context) error { return s.hub.Close(ctx) }
+
+// Close is Shutdown with a 10 s limit.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(ctx)
+}
 
 // securityHeaders sets the headers every response carries.
 func securityHeaders(h http.Handler) http.Handler {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kaiwa/server/auth"
+	"kaiwa/server/hub"
 	"kaiwa/server/store"
 	"kaiwa/shared/proto"
 )
@@ -20,6 +21,7 @@ type Config struct {
 	Origins       auth.Origins
 	Registration  bool   // open registration
 	SecureCookies string // "auto" (default), "always" or "never"
+	Hub           *hub.Hub
 }
 
 // API serves /api/. Build it with New and mount it with Register.
@@ -52,6 +54,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"POST", "/api/rooms", a.bearer(a.createRoom)},
 		{"GET", "/api/rooms/{room}/messages", a.bearer(a.messages)},
 		{"GET", "/api/admin/backup", a.bearer(a.admin(a.backup))},
+		{"GET", "/ws", a.websocket},
 	}
 	seen := map[string]bool{}
 	for _, rt := range routes {

@@ -285,6 +285,12 @@ func (a *Auth) Logout(refresh string) (string, error) {
 	return sid, nil
 }
 
+// VerifyToken checks an access token alone, not its session: ErrTokenExpired for a good token
+// past its exp (the claims are returned too), ErrUnauthorized for any other bad token.
+func (a *Auth) VerifyToken(token string) (*Claims, error) {
+	return a.tokens.verify(token)
+}
+
 // Verify checks an access token and its session. ErrTokenExpired for a good token past its exp
 // (the claims are returned too); ErrUnauthorized for any other bad token or a revoked session.
 func (a *Auth) Verify(token string) (*Claims, error) {

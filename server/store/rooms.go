@@ -95,41 +95,73 @@ func readRoom(rb *bolt.Bucket) (proto.Room, error) {
 	return proto.Room{Name: info.Name, CreatedAt: info.CreatedAt, LastSeq: rb.Bucket(bucketMsgs).Sequence()}, nil
 }
 
-// Append stores a message from the user in the room, durably (fsync) before it returns, and
-// gives it the room's next seq. Concurrent appends share commits. A client id the same user
-// already used in the same room returns the stored message and dup = true, storing nothing.
-// ErrNotFound if the room does not exist.
-func (s *Store) Append(room, userID, from, clientID, text string) (msg proto.Message, dup bool, err error) {
+// AppendRequest is one message to append: text from a user to a room under the client's id.
+type AppendRequest struct {
+	Room, UserID, From, ClientID, Text string
+}
+
+// AppendResult is the outcome of one AppendRequest. Dup says the same user already sent that
+// client id to that room: Msg is then the message stored the first time.
+type AppendResult struct {
+	Msg proto.Message
+	Dup bool
+	Err error // ErrNotFound for a room that does not exist; the batch's other requests go on
+}
+
+// Append stores one message durably; see AppendBatch.
+func (s *Store) Append(room, userID, from, clientID, text string) (proto.Message, bool, error) {
+	res, err := s.AppendBatch([]AppendRequest{{Room: room, UserID: userID, From: from, ClientID: clientID, Text: text}})
+	if err != nil {
+		return proto.Message{}, false, err
+	}
+	return res[0].Msg, res[0].Dup, res[0].Err
+}
+
+// AppendBatch stores messages in order, in one transaction: they are on disk (fsync) before it
+// returns, and each gets its room's next seq. A client id the same user already used in the same
+// room stores nothing and returns the first message (safe retries). If the transaction fails,
+// nothing is stored and the error is returned.
+func (s *Store) AppendBatch(reqs []AppendRequest) ([]AppendResult, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	idKey := make([]byte, 0, len(userID)+1+len(clientID))
-	idKey = append(append(append(idKey, userID...), 0), clientID...)
-	// Batch may run fn more than once (after a failed batch-mate): each run starts over.
-	err = s.db.Batch(func(tx *bolt.Tx) error {
-		dup = false
-		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
-		if rb == nil {
-			return ErrNotFound
+	res := make([]AppendResult, len(reqs))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rooms := tx.Bucket(bucketRooms)
+		for i, req := range reqs {
+			rb := rooms.Bucket([]byte(req.Room))
+			if rb == nil {
+				res[i].Err = ErrNotFound
+				continue
+			}
+			msgs, ids := rb.Bucket(bucketMsgs), rb.Bucket(bucketIDs)
+			// A fresh key each time: bbolt keeps Put's slices until the commit.
+			idKey := make([]byte, 0, len(req.UserID)+1+len(req.ClientID))
+			idKey = append(append(append(idKey, req.UserID...), 0), req.ClientID...)
+			if seq := ids.Get(idKey); seq != nil {
+				res[i].Dup = true
+				if err := json.Unmarshal(msgs.Get(seq), &res[i].Msg); err != nil {
+					return err
+				}
+				continue
+			}
+			seq, err := msgs.NextSequence()
+			if err != nil {
+				return err
+			}
+			res[i].Msg = proto.Message{Room: req.Room, Seq: seq, ID: req.ClientID, From: req.From, Text: req.Text, TS: now}
+			key := u64(seq)
+			if err := ids.Put(idKey, key); err != nil {
+				return err
+			}
+			if err := putJSON(msgs, key, res[i].Msg); err != nil {
+				return err
+			}
 		}
-		msgs, ids := rb.Bucket(bucketMsgs), rb.Bucket(bucketIDs)
-		if seq := ids.Get(idKey); seq != nil {
-			dup = true
-			return json.Unmarshal(msgs.Get(seq), &msg)
-		}
-		seq, err := msgs.NextSequence()
-		if err != nil {
-			return err
-		}
-		msg = proto.Message{Room: room, Seq: seq, ID: clientID, From: from, Text: text, TS: now}
-		key := u64(seq)
-		if err := ids.Put(idKey, key); err != nil {
-			return err
-		}
-		return putJSON(msgs, key, msg)
+		return nil
 	})
 	if err != nil {
-		return proto.Message{}, false, fmt.Errorf("store: append to %q: %w", room, err)
+		return nil, fmt.Errorf("store: append: %w", err)
 	}
-	return msg, dup, nil
+	return res, nil
 }
 
 // Page reads up to limit messages of a room, ascending by seq, and whether more exist in the

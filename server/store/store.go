@@ -64,8 +64,6 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	// Group commit: concurrent appends share one fsync. A short delay keeps a lone sender fast.
-	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db}
 	if err := s.migrate(); err != nil {
 		db.Close()

@@ -1,6 +1,9 @@
 package proto
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Frame types.
 const (
@@ -52,13 +55,27 @@ type Frame struct {
 	LastSeq   uint64    `json:"last_seq"`
 	From      string    `json:"from"`
 	TS        time.Time `json:"ts"`
-	User      *User     `json:"user"`
+	User      UserField `json:"user"`
 	Session   string    `json:"session"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Online    []string  `json:"online"`
 	Code      string    `json:"code"`
 	Message   string    `json:"message"`
 	Ref       string    `json:"ref"`
+}
+
+// UserField is the "user" of a received frame, which is an object in hello and a bare name in
+// typing. Either way Name is set.
+type UserField struct {
+	User
+}
+
+// UnmarshalJSON accepts a user object or a name.
+func (u *UserField) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &u.Name)
+	}
+	return json.Unmarshal(b, &u.User)
 }
 
 // Join asks to receive a room's messages; with After, first every message with seq > *After.

@@ -87,6 +87,8 @@ const (
 	CodeInvalidRoom        = "invalid_room"
 	CodeNotFound           = "not_found"
 	CodeMethodNotAllowed   = "method_not_allowed"
+	CodeTooManyConnections = "too_many_connections"
+	CodeUnavailable        = "unavailable"
 	CodeInternal           = "internal"
 )
 

@@ -91,7 +91,10 @@ func serve(args []string, stderr io.Writer) error {
 	log.Info("shutting_down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	srv.Close() // sockets first: Shutdown does not wait for hijacked connections
+	// Sockets first: the HTTP server's Shutdown does not wait for hijacked connections.
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("sockets_shutdown_incomplete", slog.Any("err", err))
+	}
 	if err := httpServer.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown_incomplete", slog.Any("err", err))
 	}

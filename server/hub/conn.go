@@ -1,0 +1,244 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"kaiwa/server/store"
+	"kaiwa/shared/proto"
+)
+
+// Connection limits and timings.
+const (
+	sendRate        = 20 // sends per second per connection
+	sendBurst       = 40
+	maxBadFrames    = 10 // bad frames in a row before 1008
+	pingEvery       = 20 * time.Second
+	pingTimeout     = 20 * time.Second // with pingEvery: a silent peer is gone within 45 s
+	writeTimeout    = 10 * time.Second
+	closeWriteLimit = time.Second // a close frame not written by then drops the connection
+	maxBatchBytes   = 64 << 10    // frames packed into one WebSocket message, at most
+)
+
+// websocketInternalError is the close code for a failure on Kaiwa's side.
+const websocketInternalError = 1011
+
+// conn is one authenticated socket. Its reader runs in Serve's goroutine, its writer in
+// writeLoop; everything else only pushes to its outbox.
+type conn struct {
+	h   *Hub
+	ws  *websocket.Conn
+	raw net.Conn // the hijacked connection, for close deadlines
+	out *outbox
+	// ctx ends when the connection starts closing: it stops replays, sends and the writer.
+	// Reads and writes never use it: cancelling the context of a pending websocket call drops
+	// the connection at once, before any close frame.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	user proto.User
+	sid  string
+
+	closeOnce sync.Once
+
+	// Owned by the reader.
+	joined  map[string]*room
+	sends   *rate.Limiter
+	badRuns int
+}
+
+func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{
+		h: h, ws: ws, raw: raw, out: newOutbox(), ctx: ctx, cancel: cancel,
+		joined: map[string]*room{}, sends: rate.NewLimiter(sendRate, sendBurst),
+	}
+}
+
+// send queues a frame; a full outbox closes the connection with 4008.
+func (c *conn) send(frame []byte) {
+	if c.ctx.Err() != nil {
+		return
+	}
+	if !c.out.push(frame) {
+		c.close(proto.CloseSlowConsumer, "too slow: messages were not read in time")
+	}
+}
+
+func (c *conn) sendError(code, message, ref string) {
+	c.send(encode(proto.Error{Type: proto.TypeError, Code: code, Message: message, Ref: ref}))
+}
+
+// close ends the connection with a close frame, once. It never blocks: the close handshake
+// runs in its own goroutine, and a close frame that cannot be written within closeWriteLimit
+// gives way to dropping the connection.
+func (c *conn) close(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		if c.raw != nil {
+			c.raw.SetWriteDeadline(time.Now().Add(closeWriteLimit))
+		}
+		go c.ws.Close(code, reason)
+	})
+}
+
+// readLoop reads and handles frames until the connection ends.
+func (c *conn) readLoop() {
+	for {
+		typ, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				c.close(proto.CloseMessageTooBig, "message too big")
+			}
+			c.close(websocket.StatusNormalClosure, "")
+			return
+		}
+		if typ != websocket.MessageText {
+			c.bad(proto.CodeBadFrame, "Frames are JSON text messages.", "")
+			continue
+		}
+		if !utf8.Valid(data) {
+			c.close(proto.CloseInvalidUTF8, "invalid UTF-8")
+			return
+		}
+		var f proto.Frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			c.bad(proto.CodeBadFrame, "A frame is one JSON object with a type.", "")
+			continue
+		}
+		c.handle(&f)
+	}
+}
+
+// bad answers a bad frame and closes with 1008 after maxBadFrames in a row.
+func (c *conn) bad(code, message, ref string) {
+	c.sendError(code, message, ref)
+	if c.badRuns++; c.badRuns >= maxBadFrames {
+		c.close(proto.ClosePolicy, "too many bad frames")
+	}
+}
+
+func (c *conn) handle(f *proto.Frame) {
+	if f.Type == proto.TypeSend && !c.sends.Allow() {
+		c.sendError(proto.CodeRateLimited, "Too many messages: slow down.", f.ID)
+		return
+	}
+	switch f.Type {
+	case proto.TypeJoin, proto.TypeLeave, proto.TypeSend, proto.TypeTyping:
+	case "":
+		c.bad(proto.CodeBadFrame, "A frame needs a type.", f.ID)
+		return
+	default:
+		c.bad(proto.CodeUnknownType, "Unknown frame type.", f.ID)
+		return
+	}
+	if !proto.ValidRoomName(f.Room) {
+		c.bad(proto.CodeInvalidRoom, "A room name has 1 to 64 of a-z, 0-9 and -.", f.ID)
+		return
+	}
+	switch f.Type {
+	case proto.TypeJoin:
+		rm, err := c.h.room(f.Room)
+		if errors.Is(err, store.ErrNotFound) {
+			c.bad(proto.CodeInvalidRoom, "There is no room with that name.", "")
+			return
+		}
+		if err != nil {
+			c.h.log.Error("room_load_failed", "room", f.Room, "err", err)
+			c.close(websocketInternalError, "room unavailable")
+			return
+		}
+		c.badRuns = 0
+		c.joined[f.Room] = rm
+		rm.join(c, f.After)
+	case proto.TypeLeave:
+		c.badRuns = 0
+		if rm := c.joined[f.Room]; rm == nil || !rm.leave(c) {
+			c.sendError(proto.CodeNotJoined, "You are not in that room.", "")
+		}
+		delete(c.joined, f.Room)
+	case proto.TypeTyping:
+		c.badRuns = 0
+		if rm := c.joined[f.Room]; rm != nil {
+			rm.typing(c, time.Now())
+		} else {
+			c.sendError(proto.CodeNotJoined, "You are not in that room.", "")
+		}
+	case proto.TypeSend:
+		if !proto.ValidClientID(f.ID) {
+			c.bad(proto.CodeBadFrame, "A send needs an id of 1 to 64 characters.", "")
+			return
+		}
+		if c.joined[f.Room] == nil {
+			c.sendError(proto.CodeNotJoined, "Join the room before sending to it.", f.ID)
+			return
+		}
+		text, code := proto.NormalizeText(f.Text)
+		switch code {
+		case proto.CodeEmptyText:
+			c.sendError(code, "The message is empty.", f.ID)
+			return
+		case proto.CodeTextTooLong:
+			c.sendError(code, "A message has at most 4000 characters.", f.ID)
+			return
+		}
+		c.badRuns = 0
+		c.h.enqueue(c, store.AppendRequest{Room: f.Room, UserID: c.user.ID, From: c.user.Name, ClientID: f.ID, Text: text})
+	}
+}
+
+// writeLoop writes queued frames, several to a message, and pings the peer.
+func (c *conn) writeLoop() {
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	var buf []byte
+	for {
+		select {
+		case <-c.out.notify:
+		case <-ping.C:
+			go c.ping()
+			continue
+		case <-c.ctx.Done():
+			return
+		}
+		frames := c.out.take()
+		for len(frames) > 0 {
+			msg := frames[0]
+			n := 1
+			if len(frames) > 1 {
+				buf = append(buf[:0], frames[0]...)
+				for ; n < len(frames) && len(buf)+1+len(frames[n]) <= maxBatchBytes; n++ {
+					buf = append(append(buf, '\n'), frames[n]...)
+				}
+				msg = buf
+			}
+			frames = frames[n:]
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, msg)
+			cancel()
+			if err != nil {
+				c.close(websocket.StatusGoingAway, "write failed")
+				return
+			}
+			if c.ctx.Err() != nil {
+				return // closing: the close frame comes next
+			}
+		}
+	}
+}
+
+func (c *conn) ping() {
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil && c.ctx.Err() == nil {
+		c.close(websocket.StatusPolicyViolation, "no pong")
+	}
+}

@@ -1,0 +1,331 @@
+package hub
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"kaiwa/server/auth"
+	"kaiwa/server/store"
+	"kaiwa/shared/proto"
+)
+
+// Errors of Admit.
+var (
+	ErrTooManyConns = errors.New("hub: too many open sockets from this address")
+	ErrClosing      = errors.New("hub: shutting down")
+)
+
+// Config sets the hub's limits.
+type Config struct {
+	// IPConnLimit caps open sockets per client IP; 0 means no limit.
+	IPConnLimit int
+	// Broker carries room events; nil means a LocalBroker.
+	Broker Broker
+}
+
+// appendBatchMax bounds how many sends one commit takes.
+const appendBatchMax = 1024
+
+// Hub owns every open socket and room of the process. It is safe for concurrent use.
+type Hub struct {
+	cfg    Config
+	st     *store.Store
+	auth   *auth.Auth
+	log    *slog.Logger
+	broker Broker
+
+	appends   chan appendReq
+	stop      chan struct{} // closed when the committer should finish
+	committed chan struct{} // closed when the committer has finished
+	conns     sync.WaitGroup
+
+	mu       sync.Mutex
+	closing  bool
+	rooms    map[string]*room
+	sessions map[string]map[*conn]struct{} // session id → its sockets
+	ips      map[string]int                // client IP → open sockets
+}
+
+// appendReq is a send on its way to the committer.
+type appendReq struct {
+	c   *conn
+	req store.AppendRequest
+}
+
+// New returns a running hub.
+func New(cfg Config, st *store.Store, a *auth.Auth, log *slog.Logger) *Hub {
+	if cfg.Broker == nil {
+		cfg.Broker = NewLocalBroker()
+	}
+	h := &Hub{
+		cfg: cfg, st: st, auth: a, log: log, broker: cfg.Broker,
+		appends: make(chan appendReq, appendBatchMax), stop: make(chan struct{}), committed: make(chan struct{}),
+		rooms: map[string]*room{}, sessions: map[string]map[*conn]struct{}{}, ips: map[string]int{},
+	}
+	go h.commit()
+	return h
+}
+
+// Admit reserves a socket for the client IP before the upgrade. The caller must call release
+// once the socket is done, or at once if it never opens.
+func (h *Hub) Admit(ip string) (release func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return nil, ErrClosing
+	}
+	if h.cfg.IPConnLimit > 0 && h.ips[ip] >= h.cfg.IPConnLimit {
+		return nil, ErrTooManyConns
+	}
+	h.ips[ip]++
+	h.conns.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			if h.ips[ip]--; h.ips[ip] <= 0 {
+				delete(h.ips, ip)
+			}
+			h.mu.Unlock()
+			h.conns.Done()
+		})
+	}, nil
+}
+
+// Serve upgrades r to a WebSocket selecting exactly proto.Subprotocol, authenticates token and
+// runs the connection until it ends. The caller has checked the origin, that the client offered
+// proto.Subprotocol, and has admitted the client (release is called when the socket is done).
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, release func()) {
+	defer release()
+	capture := &hijackCapture{ResponseWriter: w}
+	ws, err := websocket.Accept(capture, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{proto.Subprotocol},
+		InsecureSkipVerify: true, // the origin was checked by the caller, against Kaiwa's own policy
+	})
+	if err != nil {
+		return // Accept has answered
+	}
+	ws.SetReadLimit(proto.MaxClientFrame)
+	c := newConn(h, ws, capture.conn)
+	defer c.cancel()
+
+	claims, err := h.auth.VerifyToken(token)
+	switch {
+	case errors.Is(err, auth.ErrTokenExpired):
+		c.close(proto.CloseTokenExpired, "token expired")
+		return
+	case err != nil:
+		c.close(proto.CloseUnauthorized, "unauthorized")
+		return
+	}
+	c.user = proto.User{ID: claims.Subject, Name: claims.Name}
+	c.sid = claims.SID
+	h.track(c)
+	defer h.untrack(c)
+	// Checked after tracking, so a revocation cannot slip in between.
+	if !h.auth.SessionLive(c.sid) {
+		c.close(proto.CloseRevoked, "session revoked")
+		return
+	}
+	if u, err := h.st.UserByID(c.user.ID); err == nil {
+		c.user.Admin = u.Admin
+	}
+	exp := claims.ExpiresAt.Time
+	expiry := time.AfterFunc(time.Until(exp), func() { c.close(proto.CloseTokenExpired, "token expired") })
+	defer expiry.Stop()
+
+	c.send(encode(proto.Hello{Type: proto.TypeHello, User: c.user, Session: c.sid, ExpiresAt: exp.UTC()}))
+	go c.writeLoop()
+	c.readLoop()
+	for _, rm := range c.joined {
+		rm.leave(c)
+	}
+}
+
+// Revoke closes every socket of the sessions with 4003.
+func (h *Hub) Revoke(sessionIDs ...string) {
+	h.mu.Lock()
+	var victims []*conn
+	for _, sid := range sessionIDs {
+		for c := range h.sessions[sid] {
+			victims = append(victims, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range victims {
+		c.close(proto.CloseRevoked, "session revoked")
+	}
+}
+
+// Close closes every socket with 1001, refuses new ones, lets the commits in flight finish
+// and stops the committer. It returns when all of that is done or ctx ends.
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closing = true
+	var all []*conn
+	for _, set := range h.sessions {
+		for c := range set {
+			all = append(all, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		c.close(proto.CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { h.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	close(h.stop)
+	select {
+	case <-h.committed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("hub: close: %w", ctx.Err())
+	}
+}
+
+func (h *Hub) track(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sessions[c.sid] == nil {
+		h.sessions[c.sid] = map[*conn]struct{}{}
+	}
+	h.sessions[c.sid][c] = struct{}{}
+}
+
+func (h *Hub) untrack(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.sessions[c.sid], c)
+	if len(h.sessions[c.sid]) == 0 {
+		delete(h.sessions, c.sid)
+	}
+}
+
+// room returns the live state of a stored room, or store.ErrNotFound.
+func (h *Hub) room(name string) (*room, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.rooms[name]; r != nil {
+		return r, nil
+	}
+	stored, err := h.st.Room(name)
+	if err != nil {
+		return nil, err
+	}
+	r := &room{name: name, h: h, lastSeq: stored.LastSeq, members: map[*conn]*member{}, users: map[string]int{}, typingAt: map[string]time.Time{}}
+	r.unsubscribe = h.broker.Subscribe(name, r.deliver)
+	h.rooms[name] = r
+	return r, nil
+}
+
+// enqueue hands a send to the committer; false when the hub is stopping or c is closed.
+func (h *Hub) enqueue(c *conn, req store.AppendRequest) bool {
+	select {
+	case h.appends <- appendReq{c: c, req: req}:
+		return true
+	case <-c.ctx.Done():
+		return false
+	case <-h.stop:
+		return false
+	}
+}
+
+// commit is the committer goroutine: it stores sends in batches, acks them and publishes the new
+// messages, in order. It finishes the sends already queued when the hub stops.
+func (h *Hub) commit() {
+	defer close(h.committed)
+	batch := make([]appendReq, 0, appendBatchMax)
+	reqs := make([]store.AppendRequest, 0, appendBatchMax)
+	for {
+		batch = batch[:0]
+		select {
+		case a := <-h.appends:
+			batch = append(batch, a)
+		case <-h.stop:
+			for {
+				batch = batch[:0]
+			drain:
+				for len(batch) < appendBatchMax {
+					select {
+					case a := <-h.appends:
+						batch = append(batch, a)
+					default:
+						break drain
+					}
+				}
+				if len(batch) == 0 {
+					return
+				}
+				h.commitBatch(batch, reqs[:0])
+			}
+		}
+	fill:
+		for len(batch) < appendBatchMax {
+			select {
+			case a := <-h.appends:
+				batch = append(batch, a)
+			default:
+				break fill
+			}
+		}
+		h.commitBatch(batch, reqs[:0])
+	}
+}
+
+func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
+	for _, a := range batch {
+		reqs = append(reqs, a.req)
+	}
+	results, err := h.st.AppendBatch(reqs)
+	if err != nil {
+		h.log.Error("commit_failed", slog.Int("messages", len(batch)), slog.Any("err", err))
+		for _, a := range batch {
+			a.c.close(websocketInternalError, "storage failed; retry")
+		}
+		return
+	}
+	for i, a := range batch {
+		res := results[i]
+		if res.Err != nil {
+			a.c.sendError(proto.CodeInvalidRoom, "That room no longer exists.", a.req.ClientID)
+			continue
+		}
+		a.c.send(encode(proto.Ack{Type: proto.TypeAck, Room: res.Msg.Room, ID: res.Msg.ID, Seq: res.Msg.Seq}))
+		if res.Dup {
+			continue
+		}
+		msg := res.Msg
+		msg.Type = proto.TypeMessage
+		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg)})
+	}
+}
+
+// hijackCapture keeps the connection that websocket.Accept hijacks, so that a close can bound
+// its write with a deadline.
+type hijackCapture struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (hc *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(hc.ResponseWriter).Hijack()
+	hc.conn = c
+	return c, brw, err
+}
