@@ -86,8 +86,8 @@ type Grant struct {
 	User      store.User
 	SessionID string
 	Access    string    // access JWT
-	IssuedAt  time.Time // whole seconds
-	ExpiresAt time.Time // the access token's exp
+	Now       time.Time // when it was granted
+	ExpiresAt time.Time // the access token's exp: iat (Now in whole seconds) + ttl
 	Refresh   string    // new opaque refresh token
 }
 
@@ -97,7 +97,7 @@ func (g Grant) Body() proto.TokenBody {
 		User:        PublicUser(g.User),
 		AccessToken: g.Access,
 		TokenType:   proto.TokenType,
-		ExpiresIn:   int64(g.ExpiresAt.Sub(g.IssuedAt) / time.Second),
+		ExpiresIn:   int64(g.ExpiresAt.Sub(g.Now) / time.Second), // exp − now, whole seconds
 		ExpiresAt:   g.ExpiresAt.UTC(),
 	}
 }
@@ -204,7 +204,7 @@ func (a *Auth) grant(u store.User, sid, refresh string, now time.Time) (Grant, e
 	if err != nil {
 		return Grant{}, err
 	}
-	return Grant{User: u, SessionID: sid, Access: access, IssuedAt: now.Truncate(time.Second), ExpiresAt: exp, Refresh: refresh}, nil
+	return Grant{User: u, SessionID: sid, Access: access, Now: now, ExpiresAt: exp, Refresh: refresh}, nil
 }
 
 // Refresh trades a refresh token for a new access token and a new refresh token. A token that was
