@@ -23,6 +23,9 @@ self.addEventListener("install", (event) => {
   );
 });
 
+// Activation drops the caches of older versions. It does not claim pages: pages an older worker
+// controls move to this one by themselves (skipWaiting), and go-app offers them a reload, while
+// the very first page stays uncontrolled, so go-app does not take a first install for an update.
 self.addEventListener("activate", (event) => {
   event.waitUntil(
     (async () => {
@@ -30,7 +33,6 @@ self.addEventListener("activate", (event) => {
       await Promise.all(
         keys.filter((key) => key !== cacheName).map((key) => caches.delete(key))
       );
-      await self.clients.claim();
     })()
   );
 });
