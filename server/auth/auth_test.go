@@ -259,8 +259,9 @@ func TestVerifyExpiry(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, auth.Config{AccessTTL: 90 * time.Second})
 	g := f.login(t, "alice")
-	if got := g.ExpiresAt.Sub(g.IssuedAt); got != 90*time.Second {
-		t.Errorf("exp - iat = %v, want the access TTL 90s", got)
+	// The clock stands on a whole second, so iat = now and exp - now = ttl exactly.
+	if got := g.ExpiresAt.Sub(f.clock.Now()); got != 90*time.Second {
+		t.Errorf("exp - now = %v, want the access TTL 90s", got)
 	}
 	if body := g.Body(); body.ExpiresIn != 90 || !body.ExpiresAt.Equal(g.ExpiresAt) {
 		t.Errorf("token body expires_in %d, expires_at %v; want 90 and %v", body.ExpiresIn, body.ExpiresAt, g.ExpiresAt)
@@ -283,7 +284,10 @@ func TestVerifyExpiry(t *testing.T) {
 				t.Fatalf("Verify: %v, want %v", err, tc.wantErr)
 			}
 			if claims == nil || claims.Subject != g.User.ID || claims.SID != g.SessionID || claims.Name != "alice" {
-				t.Errorf("claims = %+v, want those of alice's session %s", claims, g.SessionID)
+				t.Fatalf("claims = %+v, want those of alice's session %s", claims, g.SessionID)
+			}
+			if iat, exp := claims.IssuedAt.Time, claims.ExpiresAt.Time; !exp.Equal(g.ExpiresAt) || exp.Sub(iat) != 90*time.Second {
+				t.Errorf("iat %v, exp %v; want exp = iat + 90s = %v", iat, exp, g.ExpiresAt)
 			}
 		})
 	}
