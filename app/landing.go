@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -169,7 +170,7 @@ func (l *landing) renderRooms() goapp.UI {
 		goapp.Range(l.rooms).Slice(func(i int) goapp.UI {
 			r := l.rooms[i]
 			return goapp.Li().DataSet("room", r.Name).Body(
-				goapp.A().Href(PathRoomPrefix+r.Name).Body(
+				goapp.A().Href(PathRoomPrefix+url.PathEscape(r.Name)).Body(
 					goapp.Span().Class("room-name").Text("#"+r.Name),
 					goapp.Span().Class("meta").Text(messageCount(r.LastSeq)),
 				),
