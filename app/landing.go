@@ -77,6 +77,9 @@ func (l *landing) create(ctx goapp.Context, e goapp.Event) {
 				return
 			}
 			l.newRoom = ""
+			// go-app drops an empty value instead of setting it, so clear the field through
+			// the form (ctx's source).
+			ctx.JSSrc().Call("reset")
 			l.rooms = insertRoom(l.rooms, room)
 		})
 	})

@@ -233,6 +233,23 @@ func TestBrowserSessionSurvivesReload(t *testing.T) {
 		t.Errorf("a token is in web storage: %s", stored)
 	}
 
+	b.do(t, "create a room",
+		chromedp.SendKeys(chromedp.CSS(`form.create-room input[name="room"]`), "random-talk"),
+		chromedp.Click(chromedp.CSS(`form.create-room button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`ul.rooms li[data-room="random-talk"] a[href="/rooms/random-talk"]`)),
+	)
+	if v := eval[string](t, b, `document.querySelector('form.create-room input[name="room"]').value`); v != "" {
+		t.Errorf("the new room's field still holds %q", v)
+	}
+	b.do(t, "create a badly named room",
+		chromedp.SendKeys(chromedp.CSS(`form.create-room input[name="room"]`), "Bad Name"),
+		chromedp.Click(chromedp.CSS(`form.create-room button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.create-room [role="alert"]`)),
+	)
+	if msg := eval[string](t, b, `document.querySelector('form.create-room [role="alert"]').textContent`); !strings.Contains(msg, "Room names have") {
+		t.Errorf("error shown for a bad room name: %q", msg)
+	}
+
 	// With the worker active, the reload below is answered from its cache, as later visits are.
 	if !eval[bool](t, b, `navigator.serviceWorker.ready.then(() => true)`) {
 		t.Fatal("no service worker became active")
