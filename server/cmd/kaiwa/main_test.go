@@ -158,6 +158,14 @@ func TestUsageErrors(t *testing.T) {
 	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a usage error created the database: %v", err)
 	}
+	t.Run("help", func(t *testing.T) {
+		for _, args := range [][]string{{"serve", "-h"}, {"-help"}, {"user", "add", "-h"}} {
+			code, _, stderr := runKaiwa(t, "", args...)
+			if code != 0 || !strings.Contains(stderr, "-db") || strings.Contains(stderr, "kaiwa: ") {
+				t.Errorf("%q: exit %d, stderr %q; want 0 and the flags without an error", args, code, stderr)
+			}
+		}
+	})
 	t.Run("version", func(t *testing.T) {
 		if code, stdout, _ := runKaiwa(t, "", "version"); code != 0 || stdout != "kaiwa "+version+"\n" {
 			t.Errorf("version: exit %d, %q", code, stdout)
