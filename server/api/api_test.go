@@ -76,6 +76,7 @@ func TestMalformedBodies(t *testing.T) {
 		{"two values", `{"name":"a"}{"name":"b"}`, http.StatusBadRequest, proto.CodeBadRequest},
 		{"empty", ``, http.StatusBadRequest, proto.CodeBadRequest},
 		{"70 KiB", big, http.StatusRequestEntityTooLarge, proto.CodePayloadTooLarge},
+		{"70 KiB, not JSON", strings.Repeat("x", 70<<10), http.StatusRequestEntityTooLarge, proto.CodePayloadTooLarge},
 	}
 	paths := []struct {
 		path  string

@@ -92,12 +92,15 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, proto.MaxBodyBytes)
 	err := decodeJSON(r.Body, v)
-	if _, rerr := io.Copy(io.Discard, r.Body); err == nil {
-		err = rerr
-	}
+	// Drain to the limit either way: a body too large is that first, even when its start is
+	// already not JSON (a chunked body has no Content-Length to tell).
+	_, rerr := io.Copy(io.Discard, r.Body)
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	if errors.As(err, &tooBig) || errors.As(rerr, &tooBig) {
 		return errTooLarge
+	}
+	if err == nil {
+		err = rerr
 	}
 	if err != nil {
 		return errBadJSON
