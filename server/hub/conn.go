@@ -25,7 +25,14 @@ const (
 	pingTimeout     = 20 * time.Second // with pingEvery: a silent peer is gone within 45 s
 	writeTimeout    = 10 * time.Second
 	closeWriteLimit = time.Second // a close frame not written by then drops the connection
-	maxBatchBytes   = 64 << 10    // frames packed into one WebSocket message, at most
+	// maxBatchBytes caps the frames packed into one WebSocket message: 32 KiB is the default
+	// read limit of common clients (coder/websocket among them), so batching never breaks one.
+	maxBatchBytes = 32 << 10
+	// sendBuffer pins the kernel's send buffer of a socket. The outbox is the queue that counts:
+	// an autotuned buffer of megabytes would hide a slow reader from it, cost memory per socket,
+	// and keep a close frame from being written in time (a blocked write wakes only when a third
+	// of the buffer is free).
+	sendBuffer = 128 << 10
 )
 
 // websocketInternalError is the close code for a failure on Kaiwa's side.
@@ -56,6 +63,9 @@ type conn struct {
 }
 
 func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
+	if tcp, ok := raw.(*net.TCPConn); ok {
+		tcp.SetWriteBuffer(sendBuffer)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
 		h: h, ws: ws, raw: raw, out: newOutbox(), ctx: ctx, cancel: cancel,
