@@ -326,9 +326,13 @@ func (s *Session) tokenStale(now time.Time) bool {
 	return s.token.AccessToken == "" || now.Sub(s.tokenAt) >= s.refreshAfter()
 }
 
+// minRefreshAfter keeps a session with a very short token lifetime (expires_in counts whole
+// seconds down, so a 1 s token says 0) from refreshing in a loop.
+const minRefreshAfter = 500 * time.Millisecond
+
 // refreshAfter is three quarters of the token's lifetime, as the server counted it.
 func (s *Session) refreshAfter() time.Duration {
-	return time.Duration(s.token.ExpiresIn) * time.Second * 3 / 4
+	return max(time.Duration(s.token.ExpiresIn)*time.Second*3/4, minRefreshAfter)
 }
 
 func (s *Session) scheduleRefresh() {
