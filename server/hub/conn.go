@@ -79,6 +79,7 @@ func (c *conn) send(frame []byte) {
 		return
 	}
 	if !c.out.push(frame) {
+		c.h.met.QueueOverflows.Inc()
 		c.close(proto.CloseSlowConsumer, "too slow: messages were not read in time")
 	}
 }

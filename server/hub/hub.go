@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"kaiwa/server/auth"
+	"kaiwa/server/metrics"
 	"kaiwa/server/store"
 	"kaiwa/shared/proto"
 )
@@ -30,6 +31,8 @@ type Config struct {
 	IPConnLimit int
 	// Broker carries room events; nil means a LocalBroker.
 	Broker Broker
+	// Metrics receives the hub's counts; nil means a set of its own that nobody serves.
+	Metrics *metrics.Metrics
 }
 
 // appendBatchMax bounds how many sends one commit takes.
@@ -42,6 +45,7 @@ type Hub struct {
 	auth   *auth.Auth
 	log    *slog.Logger
 	broker Broker
+	met    *metrics.Metrics
 
 	appends   chan appendReq
 	stop      chan struct{} // closed when the committer should finish
@@ -66,8 +70,11 @@ func New(cfg Config, st *store.Store, a *auth.Auth, log *slog.Logger) *Hub {
 	if cfg.Broker == nil {
 		cfg.Broker = NewLocalBroker()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	h := &Hub{
-		cfg: cfg, st: st, auth: a, log: log, broker: cfg.Broker,
+		cfg: cfg, st: st, auth: a, log: log, broker: cfg.Broker, met: cfg.Metrics,
 		appends: make(chan appendReq, appendBatchMax), stop: make(chan struct{}), committed: make(chan struct{}),
 		rooms: map[string]*room{}, sessions: map[string]map[*conn]struct{}{}, ips: map[string]int{},
 	}
@@ -121,9 +128,11 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, releas
 	claims, err := h.auth.VerifyToken(token)
 	switch {
 	case errors.Is(err, auth.ErrTokenExpired):
+		h.met.TokenFailures.Inc()
 		c.close(proto.CloseTokenExpired, "token expired")
 		return
 	case err != nil:
+		h.met.TokenFailures.Inc()
 		c.close(proto.CloseUnauthorized, "unauthorized")
 		return
 	}
@@ -207,12 +216,14 @@ func (h *Hub) track(c *conn) {
 		h.sessions[c.sid] = map[*conn]struct{}{}
 	}
 	h.sessions[c.sid][c] = struct{}{}
+	h.met.Connections.Inc()
 }
 
 func (h *Hub) untrack(c *conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.sessions[c.sid], c)
+	h.met.Connections.Dec()
 	if len(h.sessions[c.sid]) == 0 {
 		delete(h.sessions, c.sid)
 	}
@@ -232,6 +243,7 @@ func (h *Hub) room(name string) (*room, error) {
 	r := &room{name: name, h: h, lastSeq: stored.LastSeq, members: map[*conn]*member{}, users: map[string]int{}, typingAt: map[string]time.Time{}}
 	r.unsubscribe = h.broker.Subscribe(name, r.deliver)
 	h.rooms[name] = r
+	h.met.Rooms.Inc()
 	return r, nil
 }
 
@@ -293,7 +305,9 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 	for _, a := range batch {
 		reqs = append(reqs, a.req)
 	}
+	start := time.Now()
 	results, err := h.st.AppendBatch(reqs)
+	took := time.Since(start)
 	if err != nil {
 		h.log.Error("commit_failed", slog.Int("messages", len(batch)), slog.Any("err", err))
 		for _, a := range batch {
@@ -301,6 +315,7 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 		}
 		return
 	}
+	stored := 0
 	for i, a := range batch {
 		res := results[i]
 		if res.Err != nil {
@@ -311,10 +326,12 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 		if res.Dup {
 			continue
 		}
+		stored++
 		msg := res.Msg
 		msg.Type = proto.TypeMessage
 		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg)})
 	}
+	h.met.ObserveCommit(took, stored)
 }
 
 // hijackCapture keeps the connection that websocket.Accept hijacks, so that a close can bound

@@ -44,13 +44,16 @@ func (r *room) deliver(ev Event) {
 	switch ev.Kind {
 	case EventMessage:
 		r.lastSeq = max(r.lastSeq, ev.Seq)
+		sent := 0
 		for c, m := range r.members {
 			if !m.live || ev.Seq <= m.delivered {
 				continue
 			}
 			m.delivered = ev.Seq
 			c.send(ev.Frame)
+			sent++
 		}
+		r.h.met.MessagesOut.Add(float64(sent))
 	case EventTyping:
 		for c := range r.members {
 			if c.user.Name != ev.User {
@@ -104,6 +107,7 @@ func (r *room) replay(ctx context.Context, c *conn, m *member, from uint64) {
 			}
 			cursor = msg.Seq
 		}
+		r.h.met.MessagesOut.Add(float64(len(msgs)))
 		if len(msgs) == replayPage {
 			continue
 		}
