@@ -1,16 +1,13 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"kaiwa/shared/proto"
 )
@@ -40,17 +37,8 @@ func IsCode(err error, code string) bool {
 // API holds no token of its own: calls that need one take it as an argument. It is safe for
 // concurrent use.
 type API struct {
-	base string
-	http *http.Client
-}
-
-// NewAPI returns an API for the server at base, such as "http://localhost:8080". A nil hc means a
-// new client with its own cookie jar.
-func NewAPI(base string, hc *http.Client) *API {
-	if hc == nil {
-		hc = newHTTPClient()
-	}
-	return &API{base: strings.TrimRight(base, "/"), http: hc}
+	base      string
+	transport transport
 }
 
 // Base returns the server's base URL.
@@ -59,47 +47,47 @@ func (a *API) Base() string { return a.base }
 // Register creates an account and signs in.
 func (a *API) Register(ctx context.Context, username, password string) (proto.TokenBody, error) {
 	var tb proto.TokenBody
-	err := a.do(ctx, http.MethodPost, "/api/auth/register", "", proto.Credentials{Username: username, Password: password}, &tb)
+	err := a.do(ctx, "POST", "/api/auth/register", "", proto.Credentials{Username: username, Password: password}, &tb)
 	return tb, err
 }
 
 // Login signs in.
 func (a *API) Login(ctx context.Context, username, password string) (proto.TokenBody, error) {
 	var tb proto.TokenBody
-	err := a.do(ctx, http.MethodPost, "/api/auth/login", "", proto.Credentials{Username: username, Password: password}, &tb)
+	err := a.do(ctx, "POST", "/api/auth/login", "", proto.Credentials{Username: username, Password: password}, &tb)
 	return tb, err
 }
 
 // Refresh trades the refresh cookie for a new access token and a rotated cookie.
 func (a *API) Refresh(ctx context.Context) (proto.TokenBody, error) {
 	var tb proto.TokenBody
-	err := a.do(ctx, http.MethodPost, "/api/auth/refresh", "", nil, &tb)
+	err := a.do(ctx, "POST", "/api/auth/refresh", "", nil, &tb)
 	return tb, err
 }
 
 // Logout revokes the session of the refresh cookie.
 func (a *API) Logout(ctx context.Context) error {
-	return a.do(ctx, http.MethodPost, "/api/auth/logout", "", nil, nil)
+	return a.do(ctx, "POST", "/api/auth/logout", "", nil, nil)
 }
 
 // Me returns the signed-in user.
 func (a *API) Me(ctx context.Context, token string) (proto.User, error) {
 	var ub proto.UserBody
-	err := a.do(ctx, http.MethodGet, "/api/me", token, nil, &ub)
+	err := a.do(ctx, "GET", "/api/me", token, nil, &ub)
 	return ub.User, err
 }
 
 // Rooms lists the rooms.
 func (a *API) Rooms(ctx context.Context, token string) ([]proto.Room, error) {
 	var rl proto.RoomList
-	err := a.do(ctx, http.MethodGet, "/api/rooms", token, nil, &rl)
+	err := a.do(ctx, "GET", "/api/rooms", token, nil, &rl)
 	return rl.Rooms, err
 }
 
 // CreateRoom creates a room.
 func (a *API) CreateRoom(ctx context.Context, token, name string) (proto.Room, error) {
 	var rb proto.RoomBody
-	err := a.do(ctx, http.MethodPost, "/api/rooms", token, proto.CreateRoom{Name: name}, &rb)
+	err := a.do(ctx, "POST", "/api/rooms", token, proto.CreateRoom{Name: name}, &rb)
 	return rb.Room, err
 }
 
@@ -127,53 +115,42 @@ func (a *API) Messages(ctx context.Context, token, room string, q PageQuery) (pr
 		path += "?" + v.Encode()
 	}
 	var page proto.MessagePage
-	err := a.do(ctx, http.MethodGet, path, token, nil, &page)
+	err := a.do(ctx, "GET", path, token, nil, &page)
 	return page, err
 }
 
 func (a *API) do(ctx context.Context, method, path, token string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("kaiwa: encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, body)
-	if err != nil {
-		return fmt.Errorf("kaiwa: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := a.http.Do(req)
+	resp, err := a.transport.roundTrip(ctx, request{method: method, url: a.base + path, token: token, body: body})
 	if err != nil {
 		return fmt.Errorf("kaiwa: %s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
+	defer resp.body.Close()
+	if resp.status >= 300 {
 		return readAPIError(resp)
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := json.NewDecoder(resp.body).Decode(out); err != nil {
 		return fmt.Errorf("kaiwa: decode %s: %w", path, err)
 	}
 	return nil
 }
 
-func readAPIError(resp *http.Response) error {
-	apiErr := &APIError{Status: resp.StatusCode}
-	apiErr.RetryAfter, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
+func readAPIError(resp *response) error {
+	apiErr := &APIError{Status: resp.status}
+	apiErr.RetryAfter, _ = strconv.Atoi(resp.retryAfter)
 	var eb proto.ErrorBody
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&eb); err != nil || eb.Error.Code == "" {
-		apiErr.Code = "http_" + strconv.Itoa(resp.StatusCode)
-		apiErr.Message = http.StatusText(resp.StatusCode)
+	if err := json.NewDecoder(io.LimitReader(resp.body, 1<<16)).Decode(&eb); err != nil || eb.Error.Code == "" {
+		apiErr.Code = "http_" + strconv.Itoa(resp.status)
+		apiErr.Message = "HTTP status " + strconv.Itoa(resp.status)
 		return apiErr
 	}
 	apiErr.Code, apiErr.Message = eb.Error.Code, eb.Error.Message
@@ -182,22 +159,37 @@ func readAPIError(resp *http.Response) error {
 
 // Backup streams the server's database copy (admin only) to w and returns the bytes written.
 func (a *API) Backup(ctx context.Context, token string, w io.Writer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/api/admin/backup", nil)
-	if err != nil {
-		return 0, fmt.Errorf("kaiwa: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := a.http.Do(req)
+	resp, err := a.transport.roundTrip(ctx, request{method: "GET", url: a.base + "/api/admin/backup", token: token})
 	if err != nil {
 		return 0, fmt.Errorf("kaiwa: backup: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	defer resp.body.Close()
+	if resp.status != 200 {
 		return 0, readAPIError(resp)
 	}
-	n, err := io.Copy(w, resp.Body)
+	n, err := io.Copy(w, resp.body)
 	if err != nil {
 		return n, fmt.Errorf("kaiwa: backup: %w", err)
 	}
 	return n, nil
+}
+
+// transport sends API calls: net/http natively (http_nowasm.go), the browser's fetch in
+// WebAssembly (http_wasm.go), which keeps net/http's client and TLS out of app.wasm.
+type transport interface {
+	roundTrip(ctx context.Context, r request) (*response, error)
+}
+
+// request is one API call as the platform's transport sends it: JSON body when body is not nil,
+// Bearer token when token is not empty.
+type request struct {
+	method, url, token string
+	body               []byte
+}
+
+// response is what the transport received. The caller closes body.
+type response struct {
+	status     int
+	retryAfter string // the Retry-After header
+	body       io.ReadCloser
 }

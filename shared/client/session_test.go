@@ -161,7 +161,7 @@ func TestSessionRidesThroughRotations(t *testing.T) {
 		if len(c.errs) > 0 {
 			t.Errorf("%s: error frames: %v", c.name, c.errs)
 		}
-		if min := int(soak / (3 * time.Second)) * 2; c.replaced < min {
+		if min := int(soak/(3*time.Second)) * 2; c.replaced < min {
 			t.Errorf("%s: %d socket replacements, want at least %d", c.name, c.replaced, min)
 		}
 		t.Logf("%s: %d messages, %d socket replacements", c.name, len(c.seqs), c.replaced)
