@@ -78,6 +78,9 @@ type Options struct {
 	Events chan Event
 	// Backoff bounds the wait between failed connection attempts; default 20 s.
 	MaxBackoff time.Duration
+	// Refresh, when set, replaces API.Refresh for the session's refreshes: the browser app
+	// wraps it in a lock shared by its tabs, so that one tab at a time rotates the cookie.
+	Refresh func(ctx context.Context) (proto.TokenBody, error)
 	// Logf, when set, receives diagnostics.
 	Logf func(format string, args ...any)
 }
@@ -345,9 +348,13 @@ func (s *Session) refresh() {
 		return
 	}
 	s.refreshing = true
+	refresh := s.api.Refresh
+	if s.opts.Refresh != nil {
+		refresh = s.opts.Refresh
+	}
 	go func() {
 		ctx, cancel := context.WithTimeout(s.runCtx, 15*time.Second)
-		tb, err := s.api.Refresh(ctx)
+		tb, err := refresh(ctx)
 		cancel()
 		s.post(func() { s.refreshed(tb, err) })
 	}()
