@@ -35,6 +35,9 @@ vet: ## go vet, native and for the browser build
 test-go:
 	$(GO) test -race -count=1 ./...
 
+bench: build ## the benchmark suite: prints a table and records it in BENCHMARKS.md
+	./bin/kaiwa bench -o BENCHMARKS.md
+
 fuzz: ## run each fuzz target for a while (FUZZTIME, default 30s)
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \

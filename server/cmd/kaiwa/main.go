@@ -40,6 +40,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = user(args, stdin, stdout, stderr)
 	case "backup":
 		err = backup(args, stdin, stdout, stderr)
+	case "bench":
+		err = benchCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kaiwa", version)
 	case "help", "-h", "-help", "--help":
@@ -65,6 +67,8 @@ const usage = `Usage:
   kaiwa user passwd NAME             set a user's password; signs them out everywhere
   kaiwa backup -server URL -user NAME -o FILE
                                      save a consistent copy of a running server's database
+  kaiwa bench [-scenario LIST] [-json] [-o FILE]
+                                     run the benchmarks against a server it starts
   kaiwa version                      print the version
 
 Run "kaiwa serve -h" for the server's flags. Every flag has an environment twin:

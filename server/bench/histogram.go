@@ -1,0 +1,65 @@
+package bench
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// histogram records durations in log-linear buckets (32 per power of two, so about 3 %
+// precision) with atomic counters: many goroutines record at once without a lock.
+type histogram struct {
+	counts [2048]atomic.Uint64
+	n      atomic.Uint64
+}
+
+// bucketOf maps microseconds to a bucket: exact below 64, then the top 6 bits.
+func bucketOf(us uint64) int {
+	if us < 64 {
+		return int(us)
+	}
+	exp := bits.Len64(us) - 6
+	return 64 + (exp-1)*32 + int(us>>exp) - 32
+}
+
+// bucketValue is the lowest value of bucket i, in microseconds.
+func bucketValue(i int) uint64 {
+	if i < 64 {
+		return uint64(i)
+	}
+	exp := (i-64)/32 + 1
+	return uint64((i-64)%32+32) << exp
+}
+
+func (h *histogram) record(d time.Duration) {
+	us := uint64(max(d, 0) / time.Microsecond)
+	i := min(bucketOf(us), len(h.counts)-1)
+	h.counts[i].Add(1)
+	h.n.Add(1)
+}
+
+func (h *histogram) count() uint64 { return h.n.Load() }
+
+// quantile returns the duration below which a fraction q of the samples fall.
+func (h *histogram) quantile(q float64) time.Duration {
+	total := h.n.Load()
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(total-1)) + 1
+	var seen uint64
+	for i := range h.counts {
+		seen += h.counts[i].Load()
+		if seen >= rank {
+			return time.Duration(bucketValue(i)) * time.Microsecond
+		}
+	}
+	return 0
+}
+
+func (h *histogram) reset() {
+	for i := range h.counts {
+		h.counts[i].Store(0)
+	}
+	h.n.Store(0)
+}

@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// server is a Kaiwa server under test, running as its own process on a temporary database.
+type server struct {
+	bin  string
+	args []string
+	cmd  *exec.Cmd
+	URL  string
+	dir  string
+	done chan error
+}
+
+// startServer runs `bin serve` on a free loopback port with a new database and the given extra
+// flags, and waits until it answers /healthz.
+func startServer(ctx context.Context, bin string, flags ...string) (*server, error) {
+	dir, err := os.MkdirTemp("", "kaiwa-bench-")
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args := append([]string{"serve", "-addr", addr, "-db", filepath.Join(dir, "kaiwa.db"),
+		"-ip-conn-limit", "0", "-log-format", "json", "-secure-cookies", "never"}, flags...)
+	s := &server{bin: bin, args: args, URL: "http://" + addr, dir: dir}
+	if err := s.start(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// start runs the server process and waits for /healthz.
+func (s *server) start(ctx context.Context) error {
+	logFile, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("bench: start server: %w", err)
+	}
+	s.cmd, s.done = cmd, make(chan error, 1)
+	go func() { s.done <- cmd.Wait(); logFile.Close() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(s.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-s.done:
+			return fmt.Errorf("bench: server exited at start: %v (log: %s)", err, filepath.Join(s.dir, "server.log"))
+		case <-ctx.Done():
+			s.halt()
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.halt()
+			return errors.New("bench: server did not answer /healthz within 15 s")
+		}
+	}
+}
+
+// restart stops the server and starts it again on the same database.
+func (s *server) restart(ctx context.Context) error {
+	s.halt()
+	return s.start(ctx)
+}
+
+// rss is the server's resident memory in bytes, from /proc (Linux).
+func (s *server) rss() (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: read server memory: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("bench: no VmRSS in /proc status")
+}
+
+// halt ends the server process with SIGTERM, or SIGKILL after 10 s.
+func (s *server) halt() {
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// stop ends the server and removes its files.
+func (s *server) stop() {
+	s.halt()
+	os.RemoveAll(s.dir)
+}

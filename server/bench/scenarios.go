@@ -1,0 +1,359 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"kaiwa/shared/client"
+	"kaiwa/shared/proto"
+)
+
+// connsScenario holds idle authenticated sockets and reports the server's memory per socket.
+// Users are registered first and the server restarted, so password hashing leaves nothing in
+// the baseline.
+func connsScenario(ctx context.Context, e *env) error {
+	srv, err := startServer(ctx, e.Binary)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	n := e.Conns
+	tokens, err := users(ctx, srv.URL, "idle", max(1, n/100))
+	if err != nil {
+		return err
+	}
+	if err := srv.restart(ctx); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	base, err := srv.rss()
+	if err != nil {
+		return err
+	}
+	members := make([]*member, n)
+	defer func() {
+		for _, m := range members {
+			if m != nil {
+				m.close()
+			}
+		}
+	}()
+	start := time.Now()
+	var hellos atomic.Int64
+	err = parallel(ctx, n, 64, func(i int) error {
+		m, err := dial(ctx, srv.URL, tokens[i%len(tokens)])
+		if err != nil {
+			return err
+		}
+		members[i] = m
+		got := make(chan struct{}, 1)
+		go m.read(ctx, func(line []byte) {
+			if frameType(line) == proto.TypeHello {
+				got <- struct{}{}
+			}
+		})
+		select {
+		case <-got:
+			if c := hellos.Add(1); c%2000 == 0 {
+				e.progress("conns: %d open", c)
+			}
+			return nil
+		case <-time.After(30 * time.Second):
+			return errors.New("no hello within 30 s")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	time.Sleep(2 * time.Second)
+	held, err := srv.rss()
+	if err != nil {
+		return err
+	}
+	perConn := float64(held-base) / float64(n) / 1024
+	e.add(Row{
+		Scenario: "connections held",
+		Result: fmt.Sprintf("%d idle authenticated sockets: server RSS %.0f MiB → %.0f MiB, %.1f KiB per connection; connected at %.0f/s",
+			n, float64(base)/(1<<20), float64(held)/(1<<20), perConn, float64(n)/took.Seconds()),
+		Target:  "≤ 25 KiB per connection at 10 000",
+		Figures: map[string]float64{"connections": float64(n), "kib_per_conn": perConn, "connects_per_s": float64(n) / took.Seconds()},
+	})
+	return nil
+}
+
+// room sets up rooms with members; each socket joins one room and records the latency of every
+// message it receives.
+type roomLoad struct {
+	rooms      []string
+	publishers [][]*member // per room
+	all        []*member
+	lat        histogram
+	delivered  atomic.Int64
+	acked      atomic.Int64
+}
+
+func newRoomLoad(ctx context.Context, e *env, srv *server, prefix string, rooms, perRoom int, tokens []string) (*roomLoad, error) {
+	l := &roomLoad{rooms: make([]string, rooms), publishers: make([][]*member, rooms), all: make([]*member, rooms*perRoom)}
+	api := client.NewAPI(srv.URL, nil)
+	for r := range rooms {
+		l.rooms[r] = prefix + strconv.Itoa(r)
+		if _, err := api.CreateRoom(ctx, tokens[0], l.rooms[r]); err != nil {
+			return nil, err
+		}
+	}
+	var joined atomic.Int64
+	err := parallel(ctx, len(l.all), 64, func(i int) error {
+		m, err := dial(ctx, srv.URL, tokens[i%len(tokens)])
+		if err != nil {
+			return err
+		}
+		l.all[i] = m
+		room := l.rooms[i%rooms]
+		ok := make(chan struct{}, 1)
+		go m.read(ctx, func(line []byte) {
+			switch frameType(line) {
+			case proto.TypeMessage:
+				if t, ok := sentAt(line); ok {
+					l.lat.record(time.Since(t))
+					l.delivered.Add(1)
+				}
+			case proto.TypeAck:
+				l.acked.Add(1)
+			case proto.TypeJoined:
+				ok <- struct{}{}
+			}
+		})
+		if err := m.send(ctx, proto.Join{Type: proto.TypeJoin, Room: room}); err != nil {
+			return err
+		}
+		select {
+		case <-ok:
+		case <-time.After(30 * time.Second):
+			return errors.New("no joined within 30 s")
+		}
+		if c := joined.Add(1); c%2000 == 0 {
+			e.progress("%d sockets joined", c)
+		}
+		return nil
+	})
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	for i, m := range l.all {
+		l.publishers[i%rooms] = append(l.publishers[i%rooms], m)
+	}
+	return l, nil
+}
+
+func (l *roomLoad) close() {
+	for _, m := range l.all {
+		if m != nil {
+			m.close()
+		}
+	}
+}
+
+// publish sends rate messages per second in total, spread over the rooms and, within a room,
+// over enough members to stay under the per-socket send limit, until ctx ends.
+func (l *roomLoad) publish(ctx context.Context, rate float64) {
+	perRoom := rate / float64(len(l.rooms))
+	senders := max(1, int(perRoom/15)+1)
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	var n atomic.Int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		due := int(time.Since(start).Seconds() * rate)
+		for ; sent < due; sent++ {
+			r := sent % len(l.rooms)
+			m := l.publishers[r][(sent/len(l.rooms))%min(senders, len(l.publishers[r]))]
+			id := strconv.FormatInt(n.Add(1), 36)
+			go m.send(ctx, proto.Send{Type: proto.TypeSend, Room: l.rooms[r], ID: id, Text: stamp(time.Now())})
+		}
+	}
+}
+
+// step publishes at rate for warm+measure and returns deliveries/s and the latency histogram
+// of the measured part.
+func (l *roomLoad) step(ctx context.Context, rate float64, warm, measure time.Duration) (float64, *histogram) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go l.publish(ctx, rate)
+	time.Sleep(warm)
+	l.lat.reset()
+	before := l.delivered.Load()
+	time.Sleep(measure)
+	got := l.delivered.Load() - before
+	snapshot := &histogram{}
+	for i := range l.lat.counts {
+		snapshot.counts[i].Store(l.lat.counts[i].Load())
+	}
+	snapshot.n.Store(l.lat.n.Load())
+	cancel()
+	time.Sleep(500 * time.Millisecond) // let the last sends drain before the next step
+	return float64(got) / measure.Seconds(), snapshot
+}
+
+func latencyFigures(h *histogram) string {
+	return fmt.Sprintf("p50 %s, p99 %s, p999 %s", ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)))
+}
+
+// fanoutScenario: 20 rooms × 100 members at 500 publishes/s, then 100 rooms × 100 members with
+// the publish rate swept up until the server saturates.
+func fanoutScenario(ctx context.Context, e *env) error {
+	srv, err := startServer(ctx, e.Binary)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	tokens, err := users(ctx, srv.URL, "fan", 100)
+	if err != nil {
+		return err
+	}
+	small, err := newRoomLoad(ctx, e, srv, "small", 20, 100, tokens)
+	if err != nil {
+		return err
+	}
+	rate, h := small.step(ctx, 500, 2*time.Second, 10*time.Second)
+	small.close()
+	e.add(Row{
+		Scenario: "fan-out 20×100",
+		Result:   fmt.Sprintf("500 publishes/s → %.0f deliveries/s: %s", rate, latencyFigures(h)),
+		Target:   "beat 3.1 ms p50, 21.7 ms p99 at 49 600/s",
+		Figures:  map[string]float64{"deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999))},
+	})
+	big, err := newRoomLoad(ctx, e, srv, "big", 100, 100, tokens)
+	if err != nil {
+		return err
+	}
+	defer big.close()
+	for _, publishes := range []float64{500, 1000, 1500, 2000, 3000} {
+		rate, h := big.step(ctx, publishes, 2*time.Second, 8*time.Second)
+		offered := publishes * 100
+		e.add(Row{
+			Scenario: fmt.Sprintf("fan-out 100×100 @%.0f/s", publishes),
+			Result:   fmt.Sprintf("offered %.0f, delivered %.0f deliveries/s: %s", offered, rate, latencyFigures(h)),
+			Target:   "p99 ≤ 20 ms at 50 000/s; ≥ 100 000/s with p99 ≤ 50 ms",
+			Figures:  map[string]float64{"offered_per_s": offered, "deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999))},
+		})
+		if rate < 0.9*offered || h.quantile(0.99) > time.Second {
+			break // saturated
+		}
+	}
+	return nil
+}
+
+// durableScenario: many senders, every ack after the fsync; and beside it one commit per message.
+func durableScenario(ctx context.Context, e *env) error {
+	srv, err := startServer(ctx, e.Binary)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	tokens, err := users(ctx, srv.URL, "dur", 20)
+	if err != nil {
+		return err
+	}
+	const senders, perSender = 400, 15
+	api := client.NewAPI(srv.URL, nil)
+	var lat histogram
+	var acked atomic.Int64
+	members := make([]*member, senders)
+	defer func() {
+		for _, m := range members {
+			if m != nil {
+				m.close()
+			}
+		}
+	}()
+	// 100 rooms of 4 senders: commits spread over many rooms, and a modest fan-out.
+	const rooms = 100
+	for r := range rooms {
+		if _, err := api.CreateRoom(ctx, tokens[0], "dur"+strconv.Itoa(r)); err != nil {
+			return err
+		}
+	}
+	err = parallel(ctx, senders, 64, func(i int) error {
+		m, err := dial(ctx, srv.URL, tokens[i%len(tokens)])
+		if err != nil {
+			return err
+		}
+		members[i] = m
+		ok := make(chan struct{}, 1)
+		go m.read(ctx, func(line []byte) {
+			switch frameType(line) {
+			case proto.TypeAck:
+				if ns, err := strconv.ParseInt(jsonField(line, "id"), 36, 64); err == nil {
+					lat.record(time.Since(time.Unix(0, ns)))
+					acked.Add(1)
+				}
+			case proto.TypeJoined:
+				ok <- struct{}{}
+			}
+		})
+		if err := m.send(ctx, proto.Join{Type: proto.TypeJoin, Room: "dur" + strconv.Itoa(i%rooms)}); err != nil {
+			return err
+		}
+		<-ok
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(time.Second / perSender)
+			defer tick.Stop()
+			time.Sleep(time.Duration(rand.Int64N(int64(time.Second / perSender))))
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-tick.C:
+					id := strconv.FormatInt(time.Now().UnixNano(), 36)
+					m.send(runCtx, proto.Send{Type: proto.TypeSend, Room: "dur" + strconv.Itoa(i%rooms), ID: id, Text: "durable"})
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	lat.reset()
+	before := acked.Load()
+	const measure = 10 * time.Second
+	time.Sleep(measure)
+	rate := float64(acked.Load()-before) / measure.Seconds()
+	p50, p99 := lat.quantile(0.5), lat.quantile(0.99)
+	cancel()
+	wg.Wait()
+
+	single, err := oneCommitPerMessage(ctx)
+	if err != nil {
+		return err
+	}
+	e.add(Row{
+		Scenario: "durable sends",
+		Result: fmt.Sprintf("%d senders in %d rooms: %.0f acked/s, ack p50 %s, p99 %s (one commit per message: %.0f/s)",
+			senders, rooms, rate, ms(p50), ms(p99), single),
+		Target:  "≥ 5 000 acked/s with p99 ≤ 30 ms",
+		Figures: map[string]float64{"acked_per_s": rate, "p50_ms": msf(p50), "p99_ms": msf(p99), "one_commit_per_message_per_s": single},
+	})
+	return nil
+}

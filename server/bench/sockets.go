@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"kaiwa/shared/client"
+	"kaiwa/shared/proto"
+)
+
+// users registers n users named prefix0..n-1 and returns their access tokens. The server
+// hashes passwords one or two at a time, so this is the slow part of a large setup.
+func users(ctx context.Context, base, prefix string, n int) ([]string, error) {
+	tokens := make([]string, n)
+	err := parallel(ctx, n, 8, func(i int) error {
+		tb, err := client.NewAPI(base, nil).Register(ctx, prefix+strconv.Itoa(i), "bench-password-"+strconv.Itoa(i))
+		tokens[i] = tb.AccessToken
+		return err
+	})
+	return tokens, err
+}
+
+// parallel runs f(0..n-1) on at most workers goroutines and returns the first error.
+func parallel(ctx context.Context, n, workers int, f func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// member is one benchmark socket. Its reader hands every frame line to onLine.
+type member struct {
+	ws *websocket.Conn
+	mu sync.Mutex // serialises writes
+}
+
+func dial(ctx context.Context, base, token string) (*member, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", &websocket.DialOptions{
+		Subprotocols: []string{proto.Subprotocol, proto.BearerProtocol + token},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: dial: %w", err)
+	}
+	ws.SetReadLimit(1 << 20)
+	return &member{ws: ws}, nil
+}
+
+// read reads until the socket ends, calling onLine for each frame (one JSON object per line).
+func (m *member) read(ctx context.Context, onLine func(line []byte)) error {
+	for {
+		_, data, err := m.ws.Read(ctx)
+		if err != nil {
+			return err
+		}
+		for len(data) > 0 {
+			line := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				line, data = data[:i], data[i+1:]
+			} else {
+				data = nil
+			}
+			onLine(line)
+		}
+	}
+}
+
+func (m *member) send(ctx context.Context, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return m.ws.Write(ctx, websocket.MessageText, b)
+}
+
+func (m *member) close() { m.ws.CloseNow() }
+
+// frameType returns the "type" of a frame line without decoding it: Kaiwa writes it first.
+func frameType(line []byte) string {
+	const prefix = `{"type":"`
+	if !bytes.HasPrefix(line, []byte(prefix)) {
+		return ""
+	}
+	rest := line[len(prefix):]
+	if i := bytes.IndexByte(rest, '"'); i >= 0 {
+		return string(rest[:i])
+	}
+	return ""
+}
+
+// stampPrefix starts the text of every benchmark message: "b:" then the send time in Unix
+// nanoseconds.
+const stampPrefix = "b:"
+
+// sentAt finds the send time in a message frame's text.
+func sentAt(line []byte) (time.Time, bool) {
+	const key = `"text":"` + stampPrefix
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := line[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	ns, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
+func stamp(t time.Time) string { return stampPrefix + strconv.FormatInt(t.UnixNano(), 10) }
+
+// jsonField returns the raw value of a top-level string field of a frame line.
+func jsonField(line []byte, name string) string {
+	key := []byte(`"` + name + `":"`)
+	i := bytes.Index(line, key)
+	if i < 0 {
+		return ""
+	}
+	rest := line[i+len(key):]
+	if j := bytes.IndexByte(rest, '"'); j >= 0 {
+		return string(rest[:j])
+	}
+	return ""
+}
