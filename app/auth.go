@@ -77,7 +77,7 @@ func checkSession(ctx goapp.Context) {
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		tb, err := api.Refresh(rctx)
+		tb, err := refresh(rctx, api)
 		var apiErr *client.APIError
 		switch {
 		case err == nil:
@@ -100,7 +100,7 @@ func withToken(ctx goapp.Context, api *client.API, a auth, call func(ctx context
 	if !client.IsCode(err, proto.CodeTokenExpired) && !client.IsCode(err, proto.CodeUnauthorized) {
 		return err
 	}
-	tb, rerr := api.Refresh(rctx)
+	tb, rerr := refresh(rctx, api)
 	var apiErr *client.APIError
 	if errors.As(rerr, &apiErr) {
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})

@@ -38,6 +38,12 @@ func errorText(err error) string {
 		return "A room with that name already exists."
 	case proto.CodeInvalidRoom:
 		return fmt.Sprintf("Room names have 1 to %d characters: lowercase letters, digits and -.", proto.RoomNameMax)
+	case proto.CodeTextTooLong:
+		return fmt.Sprintf("Messages have at most %d characters.", proto.TextMax)
+	case proto.CodeEmptyText:
+		return "A message needs some text."
+	case proto.CodeNotFound:
+		return "Not found: it may have been removed."
 	case proto.CodeUnauthorized, proto.CodeTokenExpired, proto.CodeRefreshReused:
 		return "Your session has ended. Sign in again."
 	}
@@ -45,4 +51,10 @@ func errorText(err error) string {
 		return apiErr.Message
 	}
 	return "Something went wrong. Try again."
+}
+
+// errorCodeText is errorText for an error frame of the WebSocket: its code and the server's
+// sentence.
+func errorCodeText(code, message string) string {
+	return errorText(&client.APIError{Code: code, Message: message})
 }

@@ -109,7 +109,11 @@ func (l *landing) logout(ctx goapp.Context, e goapp.Event) {
 			ctx.Dispatch(func(ctx goapp.Context) { l.logoutErr = errorText(err) })
 			return
 		}
-		ctx.SetState(stateAuth, auth{Status: authSignedOut})
+		ctx.Dispatch(func(ctx goapp.Context) {
+			// What this browser kept of the rooms and the outbox goes with the session.
+			localData{ctx.LocalStorage()}.clear()
+			ctx.SetState(stateAuth, auth{Status: authSignedOut})
+		})
 	})
 }
 

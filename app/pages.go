@@ -93,7 +93,10 @@ func leaveWhenSignedIn(ctx goapp.Context, a auth) {
 	}
 }
 
-// roomPage is "/rooms/{name}". For now it names the room; the conversation view comes later.
+// roomPage is "/rooms/{name}": the room's conversation, or the sign-in form once the server
+// has said that nobody is signed in. It does not wait for the session check: the room view's
+// own session makes it, and until it answers (or while the server cannot be reached) the view
+// shows the room's saved messages.
 type roomPage struct {
 	goapp.Compo
 	auth auth
@@ -106,18 +109,16 @@ func (p *roomPage) OnNav(ctx goapp.Context) {
 }
 
 func (p *roomPage) OnMount(ctx goapp.Context) {
-	observeAuth(ctx, &p.auth, nil)
+	p.room = strings.TrimPrefix(ctx.Page().URL().Path, PathRoomPrefix)
+	ctx.ObserveState(stateAuth, &p.auth)
 }
 
 func (p *roomPage) Render() goapp.UI {
-	return frame(p.auth, gate(p.auth,
-		func() goapp.UI { return &authForm{} },
-		func() goapp.UI {
-			return goapp.Section().Class("card").DataSet("view", "room").DataSet("room", p.room).Body(
-				goapp.H1().Text("#"+p.room),
-				goapp.P().Text("The conversation view of a room is not built yet."),
-				goapp.P().Body(goapp.A().Href(PathHome).Text("All rooms")),
-			)
-		},
-	))
+	switch {
+	case p.auth.Status == authSignedOut:
+		return frame(p.auth, &authForm{})
+	case p.room == "":
+		return frame(p.auth, loadingView())
+	}
+	return frame(p.auth, &roomView{Room: p.room})
 }
