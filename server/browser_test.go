@@ -295,11 +295,11 @@ func TestBrowserSessionSurvivesReload(t *testing.T) {
 	)
 
 	// With the server gone, a page never visited before still loads: the worker answers with the
-	// cached shell, and the app says it cannot reach the server instead of asking to sign in.
+	// cached shell, and the room says it is offline instead of asking to sign in.
 	ts.Close()
 	b.do(t, "load a room's page with the server down",
 		chromedp.Navigate(ts.URL+"/rooms/general"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-view="offline"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="room"] [role="status"][data-state="offline"]`)),
 	)
 	if eval[bool](t, b, `window.__kaiwaPasswordSeen`) {
 		t.Error("the login form appeared while the server was unreachable")

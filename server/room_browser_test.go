@@ -1,0 +1,311 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"kaiwa/server"
+	"kaiwa/server/store"
+	"kaiwa/shared/proto"
+)
+
+// restartable is a whole Kaiwa on a fixed loopback address that can be stopped and started
+// again over the same database file, so that a browser's origin (and its service worker and
+// local storage) stays the same across the restart.
+type restartable struct {
+	t      *testing.T
+	addr   string
+	dbPath string
+	st     *store.Store
+	srv    *server.Server
+	hs     *http.Server
+}
+
+func startRestartable(t *testing.T, accessTTL time.Duration) *restartable {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &restartable{t: t, addr: l.Addr().String(), dbPath: filepath.Join(t.TempDir(), "kaiwa.db")}
+	k.serve(l, accessTTL)
+	t.Cleanup(k.stop)
+	return k
+}
+
+func (k *restartable) URL() string { return "http://" + k.addr }
+
+func (k *restartable) serve(l net.Listener, accessTTL time.Duration) {
+	k.t.Helper()
+	logger := slog.New(slog.NewTextHandler(k.t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := store.Open(k.dbPath)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{
+		AccessTTL:     accessTTL,
+		RefreshTTL:    720 * time.Hour,
+		Registration:  true,
+		SecureCookies: "never",
+	}, st, logger)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	k.st, k.srv = st, srv
+	k.hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go k.hs.Serve(l)
+}
+
+// stop closes every socket, the listener and the database, as a killed server would leave them.
+func (k *restartable) stop() {
+	if k.hs == nil {
+		return
+	}
+	k.srv.Close()
+	k.hs.Close()
+	k.st.Close()
+	k.hs = nil
+}
+
+// restart serves again on the same address and database.
+func (k *restartable) restart(accessTTL time.Duration) {
+	k.t.Helper()
+	var l net.Listener
+	var err error
+	for range 50 { // the old listener's port may take a moment to be free
+		if l, err = net.Listen("tcp", k.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		k.t.Fatalf("listen again on %s: %v", k.addr, err)
+	}
+	k.serve(l, accessTTL)
+}
+
+// waitJS polls a JavaScript expression in the page until it is true.
+func waitJS(t *testing.T, b *browser, what, expr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(`+expr+`)`))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v (%s; last error %v)", what, timeout, expr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// register signs up through /register.
+func register(t *testing.T, b *browser, base, name string) {
+	t.Helper()
+	b.do(t, "register "+name,
+		chromedp.Navigate(base+"/register"),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-view="register"] input[name="username"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[data-view="register"] input[name="username"]`), name),
+		chromedp.SendKeys(chromedp.CSS(`form[data-view="register"] input[name="password"]`), "password-"+name),
+		chromedp.Click(chromedp.CSS(`form[data-view="register"] button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="home"] [data-user="`+name+`"]`)),
+	)
+}
+
+// Expressions about the room view.
+const (
+	statusState = `document.querySelector('[role="status"]')?.dataset.state`
+	connected   = statusState + ` === "connected"`
+	// roomLog lists the delivered messages: seq, id and text.
+	roomLog = `[...document.querySelectorAll('[role="log"] [data-seq]')].map((el) => ({seq: +el.dataset.seq, id: el.dataset.id, text: el.querySelector('.text').textContent}))`
+)
+
+type shownMessage struct {
+	Seq  uint64 `json:"seq"`
+	ID   string `json:"id"`
+	Text string `json:"text"`
+}
+
+// shown returns the delivered messages in the log, in document order.
+func shown(t *testing.T, b *browser) []shownMessage {
+	t.Helper()
+	return eval[[]shownMessage](t, b, roomLog)
+}
+
+// checkOnce checks that the log shows seq 1..n, each once, in order, with distinct ids.
+func checkOnce(t *testing.T, who string, msgs []shownMessage, n int) {
+	t.Helper()
+	ids := map[string]bool{}
+	for i, m := range msgs {
+		if m.Seq != uint64(i+1) {
+			t.Fatalf("%s: message %d of the log has seq %d: lost, doubled or out of order (%d shown, want %d)", who, i, m.Seq, len(msgs), n)
+		}
+		if m.ID == "" || ids[m.ID] {
+			t.Fatalf("%s: seq %d has id %q, empty or shown before", who, m.Seq, m.ID)
+		}
+		ids[m.ID] = true
+	}
+	if len(msgs) != n {
+		t.Fatalf("%s: %d messages shown, want %d", who, len(msgs), n)
+	}
+}
+
+// send writes text in the composer and presses Enter.
+func send(t *testing.T, b *browser, text string) {
+	t.Helper()
+	b.do(t, "send "+text,
+		chromedp.SendKeys(chromedp.CSS(`form.composer textarea[name="message"]`), text+kb.Enter),
+	)
+}
+
+// TestBrowserRoom runs two people in two Chromium profiles through a room: chatting across
+// several access-token rotations, a reload, a server that goes away and comes back over the
+// same database, and a message written offline that arrives once.
+func TestBrowserRoom(t *testing.T) {
+	chromium := requireBrowserPrereqs(t)
+	const ttl = 5 * time.Second
+	k := startRestartable(t, ttl)
+	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
+	register(t, alice, k.URL(), "alice")
+	register(t, bob, k.URL(), "bob")
+	room := k.URL() + "/rooms/general"
+	for _, b := range []*browser{alice, bob} {
+		b.do(t, "open the room", chromedp.Navigate(room), chromedp.WaitVisible(chromedp.CSS(`[role="log"]`)))
+		waitJS(t, b, "connected", connected, 30*time.Second)
+	}
+	if n := eval[int](t, alice, `document.querySelectorAll('[role="status"]').length`); n != 1 {
+		t.Errorf("%d elements with role=status, want exactly one", n)
+	}
+
+	// Chat for longer than four token lifetimes: each session refreshes and replaces its
+	// socket several times meanwhile.
+	const evil = `<img src=x onerror="document.title='pwned'">`
+	start := time.Now()
+	sent := 0
+	for i := 0; time.Since(start) < 4*ttl+2*time.Second; i++ {
+		text := fmt.Sprintf("alice %d", i)
+		if i == 3 {
+			text = evil
+		}
+		send(t, alice, text)
+		send(t, bob, fmt.Sprintf("bob %d", i))
+		sent += 2
+		time.Sleep(600 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		name string
+		b    *browser
+	}{{"alice", alice}, {"bob", bob}} {
+		waitJS(t, c.b, c.name+" sees every message",
+			`document.querySelectorAll('[role="log"] [data-seq]').length >= `+strconv.Itoa(sent)+
+				` && !document.querySelector('[data-pending]')`, 30*time.Second)
+		checkOnce(t, c.name, shown(t, c.b), sent)
+		if !eval[bool](t, c.b, connected) {
+			t.Errorf("%s: not connected after the chat: %s", c.name, eval[string](t, c.b, statusState))
+		}
+	}
+	// User text stays text.
+	if !eval[bool](t, bob, `[...document.querySelectorAll('[role="log"] .text')].some((el) => el.textContent === `+strconv.Quote(evil)+`)`) {
+		t.Error("the message with markup is not shown as its characters")
+	}
+	if eval[bool](t, bob, `document.querySelector('[role="log"] img') !== null || document.title === "pwned"`) {
+		t.Error("a message became markup")
+	}
+
+	// A reload keeps the session, without the login form, and shows each message once.
+	b := bob
+	b.do(t, "reload the room", watchNewDocuments(), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`[role="log"] [data-seq]`)))
+	waitJS(t, b, "connected after the reload", connected, 30*time.Second)
+	if eval[bool](t, b, `window.__kaiwaPasswordSeen`) {
+		t.Error("the login form appeared when a signed-in user reloaded the room")
+	}
+	checkOnce(t, "bob after the reload", shown(t, b), sent)
+
+	if os.Getenv("KAIWA_SCREENSHOT") != "" {
+		writeScreenshot(t, alice)
+	}
+
+	// The server goes away.
+	for _, b := range []*browser{alice, bob} {
+		eval[bool](t, b, `navigator.serviceWorker.ready.then(() => true)`)
+	}
+	k.stop()
+	waitJS(t, alice, "status leaves connected", statusState+` !== "connected"`, 15*time.Second)
+	const offline = "written while the server was away"
+	send(t, alice, offline)
+	waitJS(t, alice, "the offline message is pending", `[...document.querySelectorAll('[data-pending]')].some((el) => el.textContent.includes(`+strconv.Quote(offline)+`))`, 5*time.Second)
+
+	// Offline, a reload comes from the service worker and shows the saved history and outbox.
+	alice.do(t, "reload offline", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`[role="log"] [data-seq]`)))
+	waitJS(t, alice, "offline banner", statusState+` === "offline"`, 20*time.Second)
+	if got := len(shown(t, alice)); got != sent {
+		t.Errorf("offline after a reload the log shows %d saved messages, want %d", got, sent)
+	}
+	if !eval[bool](t, alice, `[...document.querySelectorAll('[data-pending]')].some((el) => el.textContent.includes(`+strconv.Quote(offline)+`))`) {
+		t.Error("the offline message is not pending after the reload")
+	}
+
+	// Back: the outbox goes out once, and both see it once.
+	k.restart(ttl)
+	for _, c := range []struct {
+		name string
+		b    *browser
+	}{{"alice", alice}, {"bob", bob}} {
+		waitJS(t, c.b, c.name+" sees the offline message",
+			`document.querySelectorAll('[role="log"] [data-seq]').length >= `+strconv.Itoa(sent+1)+` && !document.querySelector('[data-pending]')`, 30*time.Second)
+		msgs := shown(t, c.b)
+		checkOnce(t, c.name+" after the restart", msgs, sent+1)
+		if last := msgs[len(msgs)-1]; last.Text != offline {
+			t.Errorf("%s: the last message is %q, want %q", c.name, last.Text, offline)
+		}
+	}
+	stored, _, err := k.st.Page("general", nil, new(uint64), proto.PageMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := 0
+	for _, m := range stored {
+		if m.Text == offline {
+			count++
+		}
+	}
+	if count != 1 || len(stored) != sent+1 {
+		t.Errorf("the server stored the offline message %d times and %d messages, want once and %d", count, len(stored), sent+1)
+	}
+	if strings.Contains(eval[string](t, alice, `JSON.stringify(Object.assign({}, localStorage))`), "eyJ") {
+		t.Error("a token is in local storage")
+	}
+}
+
+// writeScreenshot saves the room as people see it, for the README.
+func writeScreenshot(t *testing.T, b *browser) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.EmulateViewport(1000, 700)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // one layout after the resize
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("testdata", "screenshot-room.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
