@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"kaiwa/server/api"
 	"kaiwa/server/auth"
 	"kaiwa/server/hub"
+	"kaiwa/server/metrics"
 	"kaiwa/server/store"
 	"kaiwa/server/web"
 )
@@ -30,6 +32,7 @@ type Config struct {
 type Server struct {
 	auth    *auth.Auth
 	hub     *hub.Hub
+	metrics *metrics.Metrics
 	handler http.Handler
 	log     *slog.Logger
 }
@@ -43,11 +46,13 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if cfg.SecureCookies == "" {
 		cfg.SecureCookies = "auto"
 	}
-	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit}, st, a, log)
+	met := metrics.New()
+	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, Metrics: met}, st, a, log)
 	a.OnRevoke = h.Revoke
 	mux := http.NewServeMux()
-	api.New(api.Config{Origins: auth.NewOrigins(cfg.Origins), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h},
+	api.New(api.Config{Origins: auth.NewOrigins(cfg.Origins), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met},
 		st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
+	mux.Handle("GET /metrics", met.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -58,9 +63,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	mux.Handle("/", webApp)
-	s := &Server{auth: a, hub: h, log: log, handler: securityHeaders(mux)}
+	s := &Server{auth: a, hub: h, metrics: met, log: log, handler: securityHeaders(mux)}
 	return s, nil
 }
+
+// Metrics returns the server's instruments, served at /metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 // Handler returns the server's root handler.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -76,6 +84,35 @@ func (s *Server) Close() error {
 	return s.Shutdown(ctx)
 }
 
+// Timeouts of the HTTP server. There is no overall read or write timeout: sockets live for hours
+// and a backup of a large file streams for minutes; both bound their own writes.
+const (
+	// ReadHeaderTimeout bounds how long a client may take to send its request headers, so that
+	// a slow client cannot hold connections open for free.
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes keep-alive connections with no request for this long.
+	IdleTimeout = 2 * time.Minute
+	// MaxHeaderBytes bounds the request headers.
+	MaxHeaderBytes = 64 << 10
+)
+
+// HTTPServer returns the http.Server that serves handler on addr, with Kaiwa's timeouts and its
+// errors logged through log.
+func HTTPServer(addr string, handler http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           handler,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// apiPolicy is the Content-Security-Policy of every response that is not a web page: such a
+// response is never a document to render or to frame. The web app sets its own on its pages.
+const apiPolicy = "default-src 'none'; frame-ancestors 'none'"
+
 // securityHeaders sets the headers every response carries.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +120,9 @@ func securityHeaders(h http.Handler) http.Handler {
 		hdr.Set("X-Content-Type-Options", "nosniff")
 		hdr.Set("Referrer-Policy", "no-referrer")
 		hdr.Set("X-Frame-Options", "DENY")
+		if p := r.URL.Path; strings.HasPrefix(p, "/api/") || p == "/ws" || p == "/healthz" || p == "/metrics" {
+			hdr.Set("Content-Security-Policy", apiPolicy)
+		}
 		h.ServeHTTP(w, r)
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"kaiwa/server/auth"
 	"kaiwa/server/hub"
+	"kaiwa/server/metrics"
 	"kaiwa/server/store"
 	"kaiwa/shared/proto"
 )
@@ -22,6 +23,8 @@ type Config struct {
 	Registration  bool   // open registration
 	SecureCookies string // "auto" (default), "always" or "never"
 	Hub           *hub.Hub
+	// Metrics receives counts of refused credentials; nil means a set nobody serves.
+	Metrics *metrics.Metrics
 }
 
 // API serves /api/. Build it with New and mount it with Register.
@@ -35,6 +38,9 @@ type API struct {
 
 // New returns the API over its dependencies.
 func New(cfg Config, st *store.Store, a *auth.Auth, throttle *auth.Throttle, log *slog.Logger) *API {
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	return &API{cfg: cfg, st: st, auth: a, throttle: throttle, log: log}
 }
 
@@ -96,11 +102,13 @@ func (a *API) bearer(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") {
+			a.cfg.Metrics.TokenFailures.Inc()
 			a.writeError(w, r, errUnauthorized)
 			return
 		}
 		claims, err := a.auth.Verify(strings.TrimSpace(token))
 		if err != nil {
+			a.cfg.Metrics.TokenFailures.Inc()
 			a.writeError(w, r, err)
 			return
 		}
@@ -150,12 +158,14 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	name, _ := proto.NormalizeUsername(creds.Username)
 	ip := auth.ClientIP(r)
 	if wait := a.throttle.Check(name, ip); wait > 0 {
+		a.cfg.Metrics.LoginThrottled.Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(wait)))
 		a.writeError(w, r, tooManyAttempts(wait))
 		return
 	}
 	g, err := a.auth.Login(r.Context(), creds.Username, creds.Password)
 	if errors.Is(err, auth.ErrInvalidCredentials) {
+		a.cfg.Metrics.LoginFailures.Inc()
 		a.throttle.Fail(name, ip)
 	}
 	if err != nil {
@@ -169,12 +179,15 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(proto.RefreshCookie)
 	if err != nil {
+		a.cfg.Metrics.RefreshFailures.Inc()
 		a.writeError(w, r, errUnauthorized)
 		return
 	}
 	g, err := a.auth.Refresh(r.Context(), c.Value)
 	if err != nil {
+		a.cfg.Metrics.RefreshFailures.Inc()
 		if errors.Is(err, auth.ErrRefreshReused) {
+			a.cfg.Metrics.RefreshReuse.Inc()
 			a.log.Warn("refresh_reused", slog.String("ip", auth.ClientIP(r)))
 		}
 		a.clearCookie(w, r)

@@ -32,6 +32,7 @@ func serve(args []string, stderr io.Writer) error {
 	secureCookies := fs.String("secure-cookies", "auto", "auto (Secure when TLS or X-Forwarded-Proto: https), always or never")
 	ipConnLimit := fs.Int("ip-conn-limit", 256, "open sockets per client IP; 0 = no limit")
 	logFormat := fs.String("log-format", "text", "text or json")
+	check := fs.String("check", "full", "check the database file at startup: full (reads it all), quick (meta, users, sessions, each room's newest message) or off")
 	rest, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -48,12 +49,15 @@ func serve(args []string, stderr io.Writer) error {
 	if err := oneOf("-log-format", *logFormat, "text", "json"); err != nil {
 		return err
 	}
+	if err := oneOf("-check", *check, "full", "quick", "off"); err != nil {
+		return err
+	}
 	if *accessTTL < time.Second || *refreshTTL < time.Second || *ipConnLimit < 0 {
 		return fmt.Errorf("%w: -access-ttl and -refresh-ttl must be at least 1s, -ip-conn-limit at least 0", errUsage)
 	}
 	log := newLogger(*logFormat, stderr)
 
-	st, err := store.Open(*dbPath)
+	st, err := openChecked(*dbPath, *check, log)
 	if err != nil {
 		return err
 	}
@@ -65,14 +69,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	httpServer := &http.Server{
-		Addr:              *addr,
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpServer := server.HTTPServer(*addr, srv.Handler(), log)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -100,6 +97,40 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openChecked opens the database and checks it as -check says. A damaged file is refused with
+// the way to restore it.
+func openChecked(path, check string, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(path)
+	if err == nil {
+		start := time.Now()
+		switch check {
+		case "full":
+			err = st.Check()
+		case "quick":
+			err = st.QuickCheck()
+		}
+		if err != nil {
+			st.Close()
+		} else if check != "off" {
+			log.Info("database_checked", slog.String("check", check), slog.Duration("took", time.Since(start)))
+		}
+	}
+	if errors.Is(err, store.ErrCorrupt) {
+		return nil, fmt.Errorf("%w\n\n"+
+			"The database file %s is damaged; kaiwa will not serve from it.\n"+
+			"To restore it from a backup made with \"kaiwa backup\":\n"+
+			"  1. stop every kaiwa process that uses the file,\n"+
+			"  2. move the damaged file aside (keep it until the restore is verified),\n"+
+			"  3. copy the backup to %s (mode 0600),\n"+
+			"  4. start kaiwa again: it checks the copy before serving.\n"+
+			"Messages sent after the backup was taken are lost.", err, path, path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
