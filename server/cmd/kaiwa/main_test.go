@@ -127,6 +127,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad registration", nil, []string{"serve", "-db", db, "-registration", "maybe"}},
 		{"bad secure-cookies", nil, []string{"serve", "-db", db, "-secure-cookies", "sometimes"}},
 		{"bad log format", nil, []string{"serve", "-db", db, "-log-format", "xml"}},
+		{"bad check", nil, []string{"serve", "-db", db, "-check", "sometimes"}},
 		{"negative conn limit", nil, []string{"serve", "-db", db, "-ip-conn-limit", "-1"}},
 		{"non-numeric conn limit", nil, []string{"serve", "-db", db, "-ip-conn-limit", "many"}},
 		{"unknown flag", nil, []string{"serve", "-db", db, "-nope"}},
