@@ -23,8 +23,7 @@ const (
 	maxBadFrames    = 10 // bad frames in a row before 1008
 	pingEvery       = 20 * time.Second
 	pingTimeout     = 20 * time.Second // with pingEvery: a silent peer is gone within 45 s
-	writeTimeout    = 10 * time.Second
-	closeWriteLimit = time.Second // a close frame not written by then drops the connection
+	closeWriteLimit = time.Second      // a close frame not written by then drops the connection
 	// maxBatchBytes caps the frames packed into one WebSocket message: 32 KiB is the default
 	// read limit of common clients (coder/websocket among them), so batching never breaks one.
 	maxBatchBytes = 32 << 10
@@ -55,6 +54,7 @@ type conn struct {
 	sid  string
 
 	closeOnce sync.Once
+	pinger    *time.Timer
 
 	// Owned by the reader.
 	joined  map[string]*room
@@ -67,10 +67,12 @@ func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
 		tcp.SetWriteBuffer(sendBuffer)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{
-		h: h, ws: ws, raw: raw, out: newOutbox(), ctx: ctx, cancel: cancel,
+	c := &conn{
+		h: h, ws: ws, raw: raw, ctx: ctx, cancel: cancel,
 		joined: map[string]*room{}, sends: rate.NewLimiter(sendRate, sendBurst),
 	}
+	c.out = newOutbox(c.writeLoop)
+	return c
 }
 
 // send queues a frame; a full outbox closes the connection with 4008.
@@ -206,22 +208,22 @@ func (c *conn) handle(f *proto.Frame) {
 	}
 }
 
-// writeLoop writes queued frames, several to a message, and pings the peer.
+// writeLoop writes queued frames, several to a message, until the outbox is empty.
+//
+// Writes carry no timeout of their own: a peer that stops reading fills the outbox and is
+// closed with 4008, one that vanishes fails its ping, and either way close bounds the pending
+// write with a deadline on the connection.
 func (c *conn) writeLoop() {
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
 	var buf []byte
 	for {
-		select {
-		case <-c.out.notify:
-		case <-ping.C:
-			go c.ping()
-			continue
-		case <-c.ctx.Done():
+		frames := c.out.take()
+		if frames == nil {
 			return
 		}
-		frames := c.out.take()
 		for len(frames) > 0 {
+			if c.ctx.Err() != nil {
+				return // closing: the close frame comes next
+			}
 			msg := frames[0]
 			n := 1
 			if len(frames) > 1 {
@@ -232,24 +234,29 @@ func (c *conn) writeLoop() {
 				msg = buf
 			}
 			frames = frames[n:]
-			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, msg)
-			cancel()
-			if err != nil {
+			if err := c.ws.Write(context.Background(), websocket.MessageText, msg); err != nil {
 				c.close(websocket.StatusGoingAway, "write failed")
 				return
-			}
-			if c.ctx.Err() != nil {
-				return // closing: the close frame comes next
 			}
 		}
 	}
 }
 
+// startPings pings the peer every pingEvery from a timer: no goroutine waits in between.
+func (c *conn) startPings() {
+	c.pinger = time.AfterFunc(pingEvery, c.ping)
+}
+
 func (c *conn) ping() {
 	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
 	defer cancel()
-	if err := c.ws.Ping(ctx); err != nil && c.ctx.Err() == nil {
-		c.close(websocket.StatusPolicyViolation, "no pong")
+	if err := c.ws.Ping(ctx); err != nil {
+		if c.ctx.Err() == nil {
+			c.close(websocket.StatusPolicyViolation, "no pong")
+		}
+		return
+	}
+	if c.ctx.Err() == nil {
+		c.pinger.Reset(pingEvery)
 	}
 }

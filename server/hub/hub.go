@@ -109,51 +109,58 @@ func (h *Hub) Admit(ip string) (release func(), err error) {
 }
 
 // Serve upgrades r to a WebSocket selecting exactly proto.Subprotocol, authenticates token and
-// runs the connection until it ends. The caller has checked the origin, that the client offered
-// proto.Subprotocol, and has admitted the client (release is called when the socket is done).
+// hands the connection to a goroutine of its own, returning at once: net/http's goroutine and
+// its per-request state go away, and the socket's reader starts with a small stack. The caller
+// has checked the origin, that the client offered proto.Subprotocol, and has admitted the
+// client (release is called when the socket is done).
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, release func()) {
-	defer release()
 	capture := &hijackCapture{ResponseWriter: w}
 	ws, err := websocket.Accept(capture, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{proto.Subprotocol},
 		InsecureSkipVerify: true, // the origin was checked by the caller, against Kaiwa's own policy
 	})
 	if err != nil {
+		release()
 		return // Accept has answered
 	}
 	ws.SetReadLimit(proto.MaxClientFrame)
 	c := newConn(h, ws, capture.conn)
-	defer c.cancel()
-
 	claims, err := h.auth.VerifyToken(token)
-	switch {
-	case errors.Is(err, auth.ErrTokenExpired):
-		h.met.TokenFailures.Inc()
-		c.close(proto.CloseTokenExpired, "token expired")
-		return
-	case err != nil:
-		h.met.TokenFailures.Inc()
-		c.close(proto.CloseUnauthorized, "unauthorized")
+	if err != nil {
+		code, reason := websocket.StatusCode(proto.CloseUnauthorized), "unauthorized"
+		if errors.Is(err, auth.ErrTokenExpired) {
+			code, reason = proto.CloseTokenExpired, "token expired"
+		}
+		c.close(code, reason)
+		release()
 		return
 	}
 	c.user = proto.User{ID: claims.Subject, Name: claims.Name}
 	c.sid = claims.SID
 	h.track(c)
-	defer h.untrack(c)
 	// Checked after tracking, so a revocation cannot slip in between.
 	if !h.auth.SessionLive(c.sid) {
+		h.untrack(c)
 		c.close(proto.CloseRevoked, "session revoked")
+		release()
 		return
 	}
 	if u, err := h.st.UserByID(c.user.ID); err == nil {
 		c.user.Admin = u.Admin
 	}
-	exp := claims.ExpiresAt.Time
+	go h.run(c, claims.ExpiresAt.Time, release)
+}
+
+// run serves an authenticated socket until it ends.
+func (h *Hub) run(c *conn, exp time.Time, release func()) {
+	defer release()
+	defer h.untrack(c)
+	defer c.cancel()
 	expiry := time.AfterFunc(time.Until(exp), func() { c.close(proto.CloseTokenExpired, "token expired") })
 	defer expiry.Stop()
-
 	c.send(encode(proto.Hello{Type: proto.TypeHello, User: c.user, Session: c.sid, ExpiresAt: exp.UTC()}))
-	go c.writeLoop()
+	c.startPings()
+	defer c.pinger.Stop()
 	c.readLoop()
 	for _, rm := range c.joined {
 		rm.leave(c)

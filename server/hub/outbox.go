@@ -14,18 +14,21 @@ const (
 	outboxReplayFrames = outboxMaxFrames / 4
 )
 
-// outbox is a connection's bounded queue of encoded frames. push never blocks; the writer
-// takes everything queued at once and writes it as one WebSocket message.
+// outbox is a connection's bounded queue of encoded frames. push never blocks. A writer
+// goroutine runs only while frames wait: the push that finds none running starts one (through
+// startWriter), and it ends when it finds the outbox empty. An idle socket has no writer.
 type outbox struct {
-	mu     sync.Mutex
-	frames [][]byte
-	bytes  int
-	notify chan struct{} // holds a token while frames wait for the writer
-	space  chan struct{} // holds a token after the writer took frames
+	startWriter func()
+
+	mu      sync.Mutex
+	frames  [][]byte
+	bytes   int
+	writing bool          // a writer goroutine is running
+	space   chan struct{} // holds a token after the writer took frames
 }
 
-func newOutbox() *outbox {
-	return &outbox{notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+func newOutbox(startWriter func()) *outbox {
+	return &outbox{startWriter: startWriter, space: make(chan struct{}, 1)}
 }
 
 // push queues a frame, or reports false when the outbox is full.
@@ -35,11 +38,20 @@ func (o *outbox) push(frame []byte) bool {
 		o.mu.Unlock()
 		return false
 	}
+	o.add(frame)
+	return true
+}
+
+// add queues a frame and starts a writer if none runs. Callers hold o.mu; add releases it.
+func (o *outbox) add(frame []byte) {
 	o.frames = append(o.frames, frame)
 	o.bytes += len(frame)
+	start := !o.writing
+	o.writing = true
 	o.mu.Unlock()
-	signal(o.notify)
-	return true
+	if start {
+		go o.startWriter()
+	}
 }
 
 // pushPaced queues a frame once the outbox has drained below the replay mark: replay goes at
@@ -48,10 +60,7 @@ func (o *outbox) pushPaced(ctx context.Context, frame []byte) error {
 	for {
 		o.mu.Lock()
 		if len(o.frames) < outboxReplayFrames && o.bytes+len(frame) <= outboxMaxBytes/4 {
-			o.frames = append(o.frames, frame)
-			o.bytes += len(frame)
-			o.mu.Unlock()
-			signal(o.notify)
+			o.add(frame)
 			return nil
 		}
 		o.mu.Unlock()
@@ -65,11 +74,15 @@ func (o *outbox) pushPaced(ctx context.Context, frame []byte) error {
 	}
 }
 
-// take removes and returns every queued frame.
+// take removes and returns every queued frame. When there are none it returns nil and the
+// calling writer must end: the next push starts a new one.
 func (o *outbox) take() [][]byte {
 	o.mu.Lock()
 	frames := o.frames
 	o.frames, o.bytes = nil, 0
+	if len(frames) == 0 {
+		o.writing = false
+	}
 	o.mu.Unlock()
 	signal(o.space)
 	return frames
