@@ -117,7 +117,9 @@ func (p *roomPage) Render() goapp.UI {
 	switch {
 	case p.auth.Status == authSignedOut:
 		return frame(p.auth, &authForm{})
-	case p.room == "":
+	case p.room == "", goapp.IsServer:
+		// The server prerenders the neutral view: the room runs a session, which belongs in
+		// the browser only.
 		return frame(p.auth, loadingView())
 	}
 	return frame(p.auth, &roomView{Room: p.room})
