@@ -127,6 +127,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, releas
 	c := newConn(h, ws, capture.conn)
 	claims, err := h.auth.VerifyToken(token)
 	if err != nil {
+		h.met.TokenFailures.Inc()
 		code, reason := websocket.StatusCode(proto.CloseUnauthorized), "unauthorized"
 		if errors.Is(err, auth.ErrTokenExpired) {
 			code, reason = proto.CloseTokenExpired, "token expired"

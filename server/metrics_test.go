@@ -1,0 +1,145 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"kaiwa/server"
+	"kaiwa/shared/client"
+	"kaiwa/shared/proto"
+)
+
+// scrape reads /metrics and returns every sample by its series as written
+// (`name` or `name{label="v"}`).
+func scrape(t *testing.T, baseURL string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(baseURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	samples := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		samples[line[:i]] = v
+	}
+	return samples
+}
+
+// waitMetric scrapes until series has the value want, for up to 5 s: some counts land just
+// after the frame that a test waits for.
+func waitMetric(t *testing.T, baseURL, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, ok := scrape(t, baseURL)[series]
+		if ok && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v (present %t), want %v", series, got, ok, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	before := scrape(t, ts.URL)
+	for _, series := range []string{
+		"kaiwa_connections", "kaiwa_rooms", "kaiwa_messages_in_total", "kaiwa_messages_out_total",
+		"kaiwa_commit_seconds_count", "kaiwa_queue_overflows_total", "kaiwa_refresh_reuse_total",
+		"kaiwa_login_throttled_total", "go_goroutines", "process_open_fds",
+	} {
+		if _, ok := before[series]; !ok {
+			t.Errorf("/metrics has no %s", series)
+		}
+	}
+
+	alice := ts.connect(t, ts.register(t, "alice").AccessToken)
+	bob := ts.connect(t, ts.register(t, "bob").AccessToken)
+	for _, s := range []*socket{alice, bob} {
+		s.write(proto.Join{Type: proto.TypeJoin, Room: "general"})
+		s.next(proto.TypeJoined)
+	}
+	for _, id := range []string{"m1", "m2", "m3"} {
+		alice.write(proto.Send{Type: proto.TypeSend, Room: "general", ID: id, Text: "hello"})
+		alice.next(proto.TypeAck)
+	}
+	alice.write(proto.Send{Type: proto.TypeSend, Room: "general", ID: "m1", Text: "hello"}) // a retry
+	alice.next(proto.TypeAck)
+	for range 3 {
+		bob.next(proto.TypeMessage)
+	}
+	waitMetric(t, ts.URL, "kaiwa_connections", 2)
+	waitMetric(t, ts.URL, "kaiwa_rooms", 1)
+	waitMetric(t, ts.URL, "kaiwa_messages_in_total", 3)
+	waitMetric(t, ts.URL, "kaiwa_messages_out_total", 6) // three messages to two members
+	if n := scrape(t, ts.URL)["kaiwa_commit_seconds_count"]; n < 1 || n > 4 {
+		t.Errorf("kaiwa_commit_seconds_count = %v, want one per batch: 1 to 4", n)
+	}
+	bob.ws.Close(1000, "")
+	waitMetric(t, ts.URL, "kaiwa_connections", 1)
+
+	// Refused credentials, by kind.
+	ctx := context.Background()
+	api := client.NewAPI(ts.URL, nil)
+	for range 5 {
+		if _, err := api.Login(ctx, "alice", "wrong horse"); err == nil {
+			t.Fatal("login with a wrong password succeeded")
+		}
+	}
+	waitMetric(t, ts.URL, `kaiwa_auth_failures_total{kind="login"}`, 5)
+	if _, err := api.Login(ctx, "alice", "wrong horse"); err == nil || !strings.Contains(err.Error(), proto.CodeTooManyAttempts) {
+		t.Fatalf("sixth failed login: %v, want %s", err, proto.CodeTooManyAttempts)
+	}
+	waitMetric(t, ts.URL, "kaiwa_login_throttled_total", 1)
+	s, _, err := ts.dial(t, proto.Subprotocol, proto.BearerProtocol+"not-a-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.closeCode()
+	req, _ := http.NewRequest("GET", ts.URL+"/api/me", nil)
+	req.Header.Set("Authorization", "Bearer not-a-token")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	waitMetric(t, ts.URL, `kaiwa_auth_failures_total{kind="token"}`, 2)
+	req, _ = http.NewRequest("POST", ts.URL+"/api/auth/refresh", nil)
+	req.AddCookie(&http.Cookie{Name: proto.RefreshCookie, Value: "made.up"})
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	waitMetric(t, ts.URL, `kaiwa_auth_failures_total{kind="refresh"}`, 1)
+}
+
+// TestMetricsPerServer: two servers in one process count apart.
+func TestMetricsPerServer(t *testing.T) {
+	a := newTestServer(t, server.Config{})
+	b := newTestServer(t, server.Config{})
+	s := a.connect(t, a.register(t, "alice").AccessToken)
+	s.next(proto.TypeHello)
+	waitMetric(t, a.URL, "kaiwa_connections", 1)
+	if got := scrape(t, b.URL)["kaiwa_connections"]; got != 0 {
+		t.Errorf("the other server counts %v connections", got)
+	}
+}
