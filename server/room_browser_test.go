@@ -236,6 +236,28 @@ func TestBrowserRoom(t *testing.T) {
 	}
 	checkOnce(t, "bob after the reload", shown(t, b), sent)
 
+	// Scroll-back: a room with more history than one page shows the newest page, and the rest
+	// on request.
+	if _, err := k.st.CreateRoom("archive"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 60; i++ {
+		if _, _, err := k.st.Append("archive", "u-carol", "carol", fmt.Sprint("archive-", i), fmt.Sprint("old ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.do(t, "open a long room", chromedp.Navigate(k.URL()+"/rooms/archive"), chromedp.WaitVisible(chromedp.CSS(`[role="log"] [data-seq="60"]`)))
+	if msgs := shown(t, b); len(msgs) != 50 || msgs[0].Seq != 11 {
+		t.Errorf("a long room first shows %d messages from seq %d, want the newest 50", len(msgs), msgs[0].Seq)
+	}
+	b.do(t, "load older messages", chromedp.Click(chromedp.CSS(`[role="log"] .older button`)), chromedp.WaitVisible(chromedp.CSS(`[role="log"] [data-seq="1"]`)))
+	checkOnce(t, "bob in the long room", shown(t, b), 60)
+	if eval[bool](t, b, `document.querySelector('[role="log"] .older') !== null`) {
+		t.Error("the log still offers older messages after the first one")
+	}
+	b.do(t, "back to general", chromedp.Navigate(room), chromedp.WaitVisible(chromedp.CSS(`[role="log"] [data-seq]`)))
+	waitJS(t, b, "connected in general again", connected, 30*time.Second)
+
 	if os.Getenv("KAIWA_SCREENSHOT") != "" {
 		writeScreenshot(t, alice)
 	}
