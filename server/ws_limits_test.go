@@ -268,4 +268,5 @@ func TestSlowConsumer(t *testing.T) {
 		t.Fatalf("slow member closed with %d, want 4008", code)
 	}
 	t.Logf("slow member read its 4008 after %v", time.Since(start))
+	waitMetric(t, ts.URL, "kaiwa_queue_overflows_total", 1)
 }

@@ -81,7 +81,6 @@ func (c *conn) send(frame []byte) {
 		return
 	}
 	if !c.out.push(frame) {
-		c.h.met.QueueOverflows.Inc()
 		c.close(proto.CloseSlowConsumer, "too slow: messages were not read in time")
 	}
 }
@@ -96,6 +95,9 @@ func (c *conn) sendError(code, message, ref string) {
 func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.cancel()
+		if code == proto.CloseSlowConsumer {
+			c.h.met.QueueOverflows.Inc() // here, once per socket, however many pushes failed
+		}
 		if c.raw != nil {
 			c.raw.SetWriteDeadline(time.Now().Add(closeWriteLimit))
 		}
