@@ -312,6 +312,19 @@ func TestBrowserRoom(t *testing.T) {
 	if strings.Contains(eval[string](t, alice, `JSON.stringify(Object.assign({}, localStorage))`), "eyJ") {
 		t.Error("a token is in local storage")
 	}
+
+	// Signing out takes the saved rooms and outbox with it.
+	if !eval[bool](t, alice, `Object.keys(localStorage).some((k) => k.startsWith("kaiwa.room."))`) {
+		t.Fatal("nothing saved of the room: the check below could not fail")
+	}
+	alice.do(t, "sign out",
+		chromedp.Navigate(k.URL()+"/"),
+		chromedp.Click(chromedp.CSS(`button[data-action="logout"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-view="login"] input[name="password"]`)),
+	)
+	if keys := eval[[]string](t, alice, `Object.keys(localStorage).filter((k) => k.startsWith("kaiwa."))`); len(keys) > 0 {
+		t.Errorf("after signing out local storage still holds %v", keys)
+	}
 }
 
 // writeScreenshot saves the room as people see it, for the README.
