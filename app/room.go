@@ -212,10 +212,18 @@ func (v *roomView) loadHistory(ctx goapp.Context) {
 		page, err := api.Messages(rctx, token, room, client.PageQuery{Limit: pageSize})
 		ctx.Dispatch(func(ctx goapp.Context) {
 			if err != nil {
-				v.history = false // again at the next token or connection
 				if client.IsCode(err, proto.CodeNotFound) {
 					v.err = "This room does not exist."
+					return
 				}
+				// Again soon, or at the next token: until then the room is not joined
+				// unless saved messages joined it.
+				v.history = false
+				ctx.After(2*time.Second, func(ctx goapp.Context) {
+					if !v.history {
+						v.loadHistory(ctx)
+					}
+				})
 				return
 			}
 			v.deliver(ctx, page.Messages)
