@@ -122,3 +122,27 @@ func (s *server) stop() {
 	s.halt()
 	os.RemoveAll(s.dir)
 }
+
+// cpu is the CPU time the server process has used so far (user + system), from /proc (Linux).
+func (s *server) cpu() time.Duration {
+	if s == nil || s.cmd == nil {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	text := string(data)
+	if i := strings.LastIndexByte(text, ')'); i >= 0 {
+		text = text[i+2:]
+	}
+	fields := strings.Fields(text)
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	const clockTicks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}

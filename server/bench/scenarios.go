@@ -91,16 +91,21 @@ func connsScenario(ctx context.Context, e *env) error {
 // room sets up rooms with members; each socket joins one room and records the latency of every
 // message it receives.
 type roomLoad struct {
+	srv        *server
 	rooms      []string
 	publishers [][]*member // per room
 	all        []*member
 	lat        histogram
 	delivered  atomic.Int64
 	acked      atomic.Int64
+	ids        atomic.Int64 // send ids: unique across steps, or the server dedupes the sends
+	// cpuPerDelivery is the server's CPU time per delivery in the last step: a figure that
+	// holds on a busy machine where latencies do not.
+	cpuPerDelivery time.Duration
 }
 
 func newRoomLoad(ctx context.Context, e *env, srv *server, prefix string, rooms, perRoom int, tokens []string) (*roomLoad, error) {
-	l := &roomLoad{rooms: make([]string, rooms), publishers: make([][]*member, rooms), all: make([]*member, rooms*perRoom)}
+	l := &roomLoad{srv: srv, rooms: make([]string, rooms), publishers: make([][]*member, rooms), all: make([]*member, rooms*perRoom)}
 	api := client.NewAPI(srv.URL, nil)
 	for r := range rooms {
 		l.rooms[r] = prefix + strconv.Itoa(r)
@@ -170,7 +175,6 @@ func (l *roomLoad) publish(ctx context.Context, rate float64) {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	sent := 0
-	var n atomic.Int64
 	for {
 		select {
 		case <-ctx.Done():
@@ -181,14 +185,14 @@ func (l *roomLoad) publish(ctx context.Context, rate float64) {
 		for ; sent < due; sent++ {
 			r := sent % len(l.rooms)
 			m := l.publishers[r][(sent/len(l.rooms))%min(senders, len(l.publishers[r]))]
-			id := strconv.FormatInt(n.Add(1), 36)
+			id := strconv.FormatInt(l.ids.Add(1), 36)
 			go m.send(ctx, proto.Send{Type: proto.TypeSend, Room: l.rooms[r], ID: id, Text: stamp(time.Now())})
 		}
 	}
 }
 
 // step publishes at rate for warm+measure and returns deliveries/s and the latency histogram
-// of the measured part.
+// of the measured part. l.cpuPerDelivery is set to the server's CPU time per delivery.
 func (l *roomLoad) step(ctx context.Context, rate float64, warm, measure time.Duration) (float64, *histogram) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -196,8 +200,10 @@ func (l *roomLoad) step(ctx context.Context, rate float64, warm, measure time.Du
 	time.Sleep(warm)
 	l.lat.reset()
 	before := l.delivered.Load()
+	cpuBefore := l.srv.cpu()
 	time.Sleep(measure)
 	got := l.delivered.Load() - before
+	l.cpuPerDelivery = (l.srv.cpu() - cpuBefore) / time.Duration(max(got, 1))
 	snapshot := &histogram{}
 	for i := range l.lat.counts {
 		snapshot.counts[i].Store(l.lat.counts[i].Load())
@@ -232,9 +238,9 @@ func fanoutScenario(ctx context.Context, e *env) error {
 	small.close()
 	e.add(Row{
 		Scenario: "fan-out 20×100",
-		Result:   fmt.Sprintf("500 publishes/s → %.0f deliveries/s: %s", rate, latencyFigures(h)),
+		Result:   fmt.Sprintf("500 publishes/s → %.0f deliveries/s: %s; server CPU %.1f µs per delivery", rate, latencyFigures(h), us(small.cpuPerDelivery)),
 		Target:   "beat 3.1 ms p50, 21.7 ms p99 at 49 600/s",
-		Figures:  map[string]float64{"deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999))},
+		Figures:  map[string]float64{"deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999)), "server_cpu_us_per_delivery": us(small.cpuPerDelivery)},
 	})
 	big, err := newRoomLoad(ctx, e, srv, "big", 100, 100, tokens)
 	if err != nil {
@@ -246,9 +252,9 @@ func fanoutScenario(ctx context.Context, e *env) error {
 		offered := publishes * 100
 		e.add(Row{
 			Scenario: fmt.Sprintf("fan-out 100×100 @%.0f/s", publishes),
-			Result:   fmt.Sprintf("offered %.0f, delivered %.0f deliveries/s: %s", offered, rate, latencyFigures(h)),
+			Result:   fmt.Sprintf("offered %.0f, delivered %.0f deliveries/s: %s; server CPU %.1f µs per delivery", offered, rate, latencyFigures(h), us(big.cpuPerDelivery)),
 			Target:   "p99 ≤ 20 ms at 50 000/s; ≥ 100 000/s with p99 ≤ 50 ms",
-			Figures:  map[string]float64{"offered_per_s": offered, "deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999))},
+			Figures:  map[string]float64{"offered_per_s": offered, "deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999)), "server_cpu_us_per_delivery": us(big.cpuPerDelivery)},
 		})
 		if rate < 0.9*offered || h.quantile(0.99) > time.Second {
 			break // saturated
