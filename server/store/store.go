@@ -102,6 +102,25 @@ func (s *Store) Path() string { return s.db.Path() }
 // SigningKey returns the HMAC key for access tokens. The caller must not modify it.
 func (s *Store) SigningKey() []byte { return s.key }
 
+// RotateSigningKey replaces the access-token signing key with a new one from crypto/rand and
+// returns it. Every access token signed before stops verifying; refresh sessions are untouched,
+// so clients sign in again silently by refreshing. A server holding this store keeps the old key
+// until it is restarted: rotate with the server stopped (the file lock sees to that across
+// processes).
+func (s *Store) RotateSigningKey() ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("store: new signing key: %w", err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySigningKey, key)
+	}); err != nil {
+		return nil, fmt.Errorf("store: rotate signing key: %w", err)
+	}
+	s.key = clone(key)
+	return clone(key), nil
+}
+
 // migrations bring a database from schema version i to i+1. Append only: never edit or reorder
 // one that has shipped.
 var migrations = []func(tx *bolt.Tx) error{

@@ -4,6 +4,7 @@
 //	kaiwa user add NAME [-admin]   create a user; password from stdin
 //	kaiwa user passwd NAME         set a password; signs the user out everywhere
 //	kaiwa backup -server URL -user NAME -o FILE
+//	kaiwa key rotate               new signing key: voids every access token, keeps sessions
 //	kaiwa version
 //
 // Every flag has an environment twin: -access-ttl ↔ KAIWA_ACCESS_TTL. A flag wins over its twin.
@@ -40,6 +41,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = user(args, stdin, stdout, stderr)
 	case "backup":
 		err = backup(args, stdin, stdout, stderr)
+	case "key":
+		err = key(args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
 	case "version":
@@ -67,6 +70,8 @@ const usage = `Usage:
   kaiwa user passwd NAME             set a user's password; signs them out everywhere
   kaiwa backup -server URL -user NAME -o FILE
                                      save a consistent copy of a running server's database
+  kaiwa key rotate                   replace the access-token signing key (server stopped):
+                                     every access token is void, sessions refresh silently
   kaiwa bench [-scenario LIST] [-json] [-o FILE]
                                      run the benchmarks against a server it starts
   kaiwa version                      print the version

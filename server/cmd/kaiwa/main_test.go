@@ -141,6 +141,8 @@ func TestUsageErrors(t *testing.T) {
 		{"user add with a bad flag", nil, []string{"user", "add", "-db", db, "alice", "-admin=perhaps"}},
 		{"passwd takes no -admin", nil, []string{"user", "passwd", "-db", db, "alice", "-admin"}},
 		{"backup without -o", nil, []string{"backup", "-user", "root"}},
+		{"key without rotate", nil, []string{"key", "-db", db}},
+		{"key rotate with an argument", nil, []string{"key", "rotate", "-db", db, "now"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,6 +249,8 @@ func TestLockedDatabase(t *testing.T) {
 	}{
 		{"serve", []string{"serve", "-addr", "127.0.0.1:0", "-db", db}},
 		{"user add", []string{"user", "add", "-db", db, "bob"}},
+		{"user passwd", []string{"user", "passwd", "-db", db, "bob"}},
+		{"key rotate", []string{"key", "rotate", "-db", db}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
