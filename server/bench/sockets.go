@@ -78,12 +78,19 @@ func dial(ctx context.Context, base, token string) (*member, error) {
 }
 
 // read reads until the socket ends, calling onLine for each frame (one JSON object per line).
+// It reuses one buffer: onLine must not keep the line.
 func (m *member) read(ctx context.Context, onLine func(line []byte)) error {
+	var buf bytes.Buffer
 	for {
-		_, data, err := m.ws.Read(ctx)
+		_, r, err := m.ws.Reader(ctx)
 		if err != nil {
 			return err
 		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return err
+		}
+		data := buf.Bytes()
 		for len(data) > 0 {
 			line := data
 			if i := bytes.IndexByte(data, '\n'); i >= 0 {
