@@ -93,15 +93,16 @@ func (v *roomView) OnMount(ctx goapp.Context) {
 			}
 		}
 	})
-	// Timers are held back in hidden tabs and stop during sleep: look again at once.
+	// Timers are held back in hidden tabs and stop during sleep: look again at once. The
+	// handlers run on the page's event loop, which must never wait for the session.
 	check := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
 		if this.Get("visibilityState").String() != "hidden" {
-			sess.CheckNow()
+			go sess.CheckNow()
 		}
 		return nil
 	})
 	online := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
-		sess.CheckNow()
+		go sess.CheckNow()
 		return nil
 	})
 	doc := goapp.Window().Get("document")
