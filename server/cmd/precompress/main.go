@@ -60,7 +60,8 @@ func precompress(name string) error {
 // writeCompressed compresses raw into a temporary file and renames it to name, so that a reader
 // never sees a half-written file. It returns the compressed size.
 func writeCompressed(name string, raw []byte, newEncoder func(io.Writer) (io.WriteCloser, error)) (int64, error) {
-	f, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+".tmp*")
+	// A leading dot keeps a half-written file out of //go:embed patterns.
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
 	if err != nil {
 		return 0, err
 	}
