@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -24,9 +26,12 @@ const (
 var errBadHash = errors.New("auth: malformed password hash")
 
 // hasher runs argon2id with at most cap(slots) hashes at once, so a burst of logins queues
-// instead of taking every core and all the memory from the chat.
+// instead of taking every core and all the memory from the chat. While hashes queue, a slot
+// rests as long as it worked before it passes on: a burst gets at most half of the slots'
+// cores, and the chat keeps the rest. A lone login never waits.
 type hasher struct {
-	slots chan struct{}
+	slots  chan struct{}
+	queued atomic.Int64 // hashes waiting for a slot
 }
 
 func newHasher(concurrency int) *hasher {
@@ -34,6 +39,8 @@ func newHasher(concurrency int) *hasher {
 }
 
 func (h *hasher) acquire(ctx context.Context) error {
+	h.queued.Add(1)
+	defer h.queued.Add(-1)
 	select {
 	case h.slots <- struct{}{}:
 		return nil
@@ -42,7 +49,13 @@ func (h *hasher) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *hasher) release() { <-h.slots }
+// release frees a slot that hashed for worked.
+func (h *hasher) release(worked time.Duration) {
+	if h.queued.Load() > 0 {
+		time.Sleep(worked)
+	}
+	<-h.slots
+}
 
 // hash returns the encoded argon2id hash of password with a new random salt.
 func (h *hasher) hash(ctx context.Context, password string) (string, error) {
@@ -53,8 +66,9 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
+	start := time.Now()
 	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	h.release()
+	h.release(time.Since(start))
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -68,12 +82,12 @@ func (h *hasher) verify(ctx context.Context, encoded, password string) (bool, er
 		return false, errBadHash
 	}
 	var version int
-	var memory, time uint32
+	var memory, passes uint32
 	var threads uint8
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
 		return false, errBadHash
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &memory, &time, &threads); err != nil || threads == 0 || time == 0 {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &memory, &passes, &threads); err != nil || threads == 0 || passes == 0 {
 		return false, errBadHash
 	}
 	b64 := base64.RawStdEncoding
@@ -88,7 +102,8 @@ func (h *hasher) verify(ctx context.Context, encoded, password string) (bool, er
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, time, memory, threads, uint32(len(want)))
-	h.release()
+	start := time.Now()
+	got := argon2.IDKey([]byte(password), salt, passes, memory, threads, uint32(len(want)))
+	h.release(time.Since(start))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }

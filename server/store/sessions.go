@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -26,9 +27,10 @@ type RotatedKey struct {
 	At   time.Time `json:"at"`
 }
 
-// CreateSession stores a new session.
+// CreateSession stores a new session. Concurrent session writes share commits (db.Batch): a
+// burst of sign-ins or refreshes costs a few fsyncs, not one each.
 func (s *Store) CreateSession(sess Session) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bucketSessions), []byte(sess.ID), sess)
 	})
 	if err != nil {
@@ -55,17 +57,29 @@ func (s *Store) Session(id string) (Session, error) {
 func (s *Store) UpdateSession(id string, fn func(*Session) error) (Session, error) {
 	var sess Session
 	var fnErr error
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var found bool
+	// In a batch this may run again after a batch-mate failed: it starts from the stored
+	// session each time. Neither a missing session nor fn's error fails the transaction, so a
+	// bogus token cannot make its batch-mates run twice, and a revocation is kept.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSessions)
-		if err := getJSON(b, []byte(id), &sess); err != nil {
+		sess, fnErr, found = Session{}, nil, false // Unmarshal into a used struct keeps omitted fields
+		data := b.Get([]byte(id))
+		if data == nil {
+			return nil
+		}
+		found = true
+		if err := json.Unmarshal(data, &sess); err != nil {
 			return err
 		}
-		// A failing fn may still have changed the session (a revocation): it is saved either way.
 		fnErr = fn(&sess)
 		return putJSON(b, []byte(id), sess)
 	})
 	if err != nil {
 		return sess, fmt.Errorf("store: update session: %w", err)
+	}
+	if !found {
+		return sess, fmt.Errorf("store: update session: %w", ErrNotFound)
 	}
 	return sess, fnErr
 }
