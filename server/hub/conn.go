@@ -21,8 +21,8 @@ const (
 	sendRate        = 20 // sends per second per connection
 	sendBurst       = 40
 	maxBadFrames    = 10 // bad frames in a row before 1008
-	pingEvery       = 20 * time.Second
-	pingTimeout     = 20 * time.Second // with pingEvery: a silent peer is gone within 45 s
+	pingEvery       = 15 * time.Second
+	pingTimeout     = 15 * time.Second // with pingEvery and the 5 s close handshake: a silent peer is gone within 35 s
 	closeWriteLimit = time.Second      // a close frame not written by then drops the connection
 	// maxBatchBytes caps the frames packed into one WebSocket message: 32 KiB is the default
 	// read limit of common clients (coder/websocket among them), so batching never breaks one.
