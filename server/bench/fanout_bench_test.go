@@ -14,22 +14,31 @@ import (
 	"kaiwa/server/store"
 )
 
-// BenchmarkFanout runs the 20×100 fan-out at 500 publishes/s against a server in this process,
-// so that `go test -bench Fanout -cpuprofile` profiles the hub (the load generator shows up in
-// the profile too, under this package and the client side of coder/websocket).
-func BenchmarkFanout(b *testing.B) {
+// inProcessServer is a Kaiwa server in this process, over a new database, for profiling.
+func inProcessServer(b *testing.B) *httptest.Server {
+	b.Helper()
 	st, err := store.Open(filepath.Join(b.TempDir(), "kaiwa.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
 	srv, err := kaiwaserver.New(kaiwaserver.Config{Registration: true, SecureCookies: "never"}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	defer srv.Close()
+	b.Cleanup(func() {
+		ts.Close()
+		srv.Close()
+		st.Close()
+	})
+	return ts
+}
+
+// BenchmarkFanout runs the 20×100 fan-out at 500 publishes/s against a server in this process,
+// so that `go test -bench Fanout -cpuprofile` profiles the hub (the load generator shows up in
+// the profile too, under this package and the client side of coder/websocket).
+func BenchmarkFanout(b *testing.B) {
+	ts := inProcessServer(b)
 	ctx := context.Background()
 	tokens, err := users(ctx, ts.URL, "fan", 20)
 	if err != nil {
@@ -57,18 +66,7 @@ func BenchmarkFanout(b *testing.B) {
 // and reports the heap and stacks they add per connection, server and client sides together
 // (the client side is a lean coder/websocket client of roughly the same shape).
 func BenchmarkIdleConns(b *testing.B) {
-	st, err := store.Open(filepath.Join(b.TempDir(), "kaiwa.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := kaiwaserver.New(kaiwaserver.Config{Registration: true, SecureCookies: "never"}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	defer srv.Close()
+	ts := inProcessServer(b)
 	ctx := context.Background()
 	tokens, err := users(ctx, ts.URL, "idle", 4)
 	if err != nil {
