@@ -191,6 +191,16 @@ func TestBrowserRoom(t *testing.T) {
 	if n := eval[int](t, alice, `document.querySelectorAll('[role="status"]').length`); n != 1 {
 		t.Errorf("%d elements with role=status, want exactly one", n)
 	}
+	// Who is online, and who is typing: bob types without sending, alice sees it.
+	for _, b := range []*browser{alice, bob} {
+		waitJS(t, b, "both online", `[...document.querySelectorAll('.presence li')].map((li) => li.textContent).join(",") === "alice,bob"`, 10*time.Second)
+	}
+	bob.do(t, "type", chromedp.SendKeys(chromedp.CSS(`form.composer textarea[name="message"]`), "thinking"))
+	waitJS(t, alice, "bob is typing", `document.querySelector('.typing').textContent === "bob is typing…"`, 10*time.Second)
+	if got := eval[string](t, bob, `document.querySelector('.typing').textContent`); got != "" {
+		t.Errorf("bob sees his own typing: %q", got)
+	}
+	eval[bool](t, bob, `(() => { const ta = document.querySelector('form.composer textarea[name="message"]'); ta.value = ""; ta.dispatchEvent(new Event("input", {bubbles: true})); return true })()`)
 
 	// Chat for longer than four token lifetimes: each session refreshes and replaces its
 	// socket several times meanwhile.
