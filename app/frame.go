@@ -38,6 +38,34 @@ func offlineView() goapp.UI {
 		goapp.Button().Type("button").Text("Try again").OnClick(func(ctx goapp.Context, e goapp.Event) {
 			checkSession(ctx)
 		}),
+		&savedRooms{},
+	)
+}
+
+// savedRooms links to the rooms this browser keeps messages of: their pages work offline.
+type savedRooms struct {
+	goapp.Compo
+	names []string
+}
+
+func (r *savedRooms) OnMount(ctx goapp.Context) {
+	r.names = localData{ctx.LocalStorage()}.rooms()
+}
+
+func (r *savedRooms) Render() goapp.UI {
+	return goapp.Div().Body(
+		goapp.If(len(r.names) > 0, func() goapp.UI {
+			return goapp.Nav().Aria("label", "Rooms kept on this device").Body(
+				goapp.P().Text("These rooms are kept on this device and can be read offline:"),
+				goapp.Ul().Class("rooms").Body(
+					goapp.Range(r.names).Slice(func(i int) goapp.UI {
+						return goapp.Li().DataSet("room", r.names[i]).Body(
+							goapp.A().Href(PathRoomPrefix + r.names[i]).Text("#" + r.names[i]),
+						)
+					}),
+				),
+			)
+		}),
 	)
 }
 

@@ -36,6 +36,18 @@ func (d localData) messages(room string) []proto.Message {
 	return msgs
 }
 
+// rooms lists the rooms with saved messages, by name.
+func (d localData) rooms() []string {
+	var names []string
+	d.s.ForEach(func(k string) {
+		if name, ok := strings.CutPrefix(k, keyRoomPrefix); ok {
+			names = append(names, name)
+		}
+	})
+	slices.Sort(names)
+	return names
+}
+
 // saveMessages keeps the newest keptMessages of msgs for the room.
 func (d localData) saveMessages(room string, msgs []proto.Message) {
 	d.s.Set(keyRoomPrefix+room, msgs[max(len(msgs)-keptMessages, 0):])

@@ -292,6 +292,14 @@ func TestBrowserRoom(t *testing.T) {
 		t.Error("the offline message is not pending after the reload")
 	}
 
+	// Offline, "/" cannot check the session, but links to the rooms kept on this device, and
+	// such a room opens from what was saved.
+	bob.do(t, "open / offline", chromedp.Navigate(k.URL()+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="offline"] li[data-room="general"] a[href="/rooms/general"]`)),
+		chromedp.Click(chromedp.CSS(`[data-view="offline"] li[data-room="general"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`[role="log"] [data-seq]`)))
+	waitJS(t, bob, "bob's room offline", statusState+` === "offline"`, 20*time.Second)
+
 	// Back: the outbox goes out once, and both see it once.
 	k.restart(ttl)
 	for _, c := range []struct {
