@@ -28,10 +28,60 @@ type landing struct {
 	creating  bool
 	createErr string
 	logoutErr string
+	// stopOutbox ends the session that sends messages written offline, if one runs.
+	stopOutbox context.CancelFunc
 }
 
 func (l *landing) OnMount(ctx goapp.Context) {
 	l.load(ctx)
+	l.sendOutbox(ctx)
+}
+
+func (l *landing) OnDismount() {
+	if l.stopOutbox != nil {
+		l.stopOutbox()
+	}
+}
+
+// sendOutbox sends the messages written offline in any room, so that they go out as soon as
+// the connection is back even when their room is not open. It ends once all are acked. A room
+// page that opens meanwhile sends them too, under the same ids: the server stores each once.
+func (l *landing) sendOutbox(ctx goapp.Context) {
+	pending := localData{ctx.LocalStorage()}.outbox()
+	if len(pending) == 0 {
+		return
+	}
+	api := newAPI()
+	sess := client.NewSession(api, client.Options{
+		Refresh:    func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
+		MaxBackoff: reconnectMax,
+	})
+	rooms := map[string]bool{}
+	for _, p := range pending {
+		if !rooms[p.Room] {
+			rooms[p.Room] = true
+			sess.Join(p.Room)
+		}
+		sess.SendWithID(p.Room, p.ID, p.Text)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	l.stopOutbox = stop
+	ctx.Async(func() { sess.Run(sctx) })
+	ctx.Async(func() {
+		left := len(pending)
+		for left > 0 {
+			select {
+			case <-sctx.Done():
+				return
+			case ev := <-sess.Events():
+				if ev.Kind == client.EventAck {
+					left--
+					ctx.Dispatch(func(ctx goapp.Context) { localData{ctx.LocalStorage()}.removePending(ev.ID) })
+				}
+			}
+		}
+		stop()
+	})
 }
 
 // load fetches the room list.

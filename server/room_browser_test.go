@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -300,32 +301,43 @@ func TestBrowserRoom(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[role="log"] [data-seq]`)))
 	waitJS(t, bob, "bob's room offline", statusState+` === "offline"`, 20*time.Second)
 
-	// Back: the outbox goes out once, and both see it once.
+	// bob writes offline too, then leaves for "/": his message must go out from there once the
+	// server is back, without its room open.
+	const fromHome = "written offline by bob, who then left the room"
+	send(t, bob, fromHome)
+	waitJS(t, bob, "bob's offline message is pending", `[...document.querySelectorAll('[data-pending]')].some((el) => el.textContent.includes(`+strconv.Quote(fromHome)+`))`, 5*time.Second)
+	bob.do(t, "leave the room offline", chromedp.Navigate(k.URL()+"/"), chromedp.WaitVisible(chromedp.CSS(`[data-view="offline"]`)))
+
+	// Back: each outbox goes out once, and both see each message once.
 	k.restart(ttl)
+	bob.do(t, "try again on /", chromedp.Click(chromedp.CSS(`[data-view="offline"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="home"] [data-user="bob"]`)))
+	waitJS(t, bob, "bob's outbox sent from /", `JSON.parse(localStorage.getItem("kaiwa.outbox") || "[]").length === 0`, 30*time.Second)
+	bob.do(t, "reopen the room", chromedp.Navigate(room), chromedp.WaitVisible(chromedp.CSS(`[role="log"] [data-seq]`)))
 	for _, c := range []struct {
 		name string
 		b    *browser
 	}{{"alice", alice}, {"bob", bob}} {
-		waitJS(t, c.b, c.name+" sees the offline message",
-			`document.querySelectorAll('[role="log"] [data-seq]').length >= `+strconv.Itoa(sent+1)+` && !document.querySelector('[data-pending]')`, 30*time.Second)
+		waitJS(t, c.b, c.name+" sees the offline messages",
+			`document.querySelectorAll('[role="log"] [data-seq]').length >= `+strconv.Itoa(sent+2)+` && !document.querySelector('[data-pending]')`, 30*time.Second)
 		msgs := shown(t, c.b)
-		checkOnce(t, c.name+" after the restart", msgs, sent+1)
-		if last := msgs[len(msgs)-1]; last.Text != offline {
-			t.Errorf("%s: the last message is %q, want %q", c.name, last.Text, offline)
+		checkOnce(t, c.name+" after the restart", msgs, sent+2)
+		last := []string{msgs[len(msgs)-2].Text, msgs[len(msgs)-1].Text}
+		if !slices.Contains(last, offline) || !slices.Contains(last, fromHome) {
+			t.Errorf("%s: the last messages are %q, want the two written offline", c.name, last)
 		}
 	}
 	stored, _, err := k.st.Page("general", nil, new(uint64), proto.PageMax)
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := 0
+	counts := map[string]int{}
 	for _, m := range stored {
-		if m.Text == offline {
-			count++
-		}
+		counts[m.Text]++
 	}
-	if count != 1 || len(stored) != sent+1 {
-		t.Errorf("the server stored the offline message %d times and %d messages, want once and %d", count, len(stored), sent+1)
+	if counts[offline] != 1 || counts[fromHome] != 1 || len(stored) != sent+2 {
+		t.Errorf("the server stored the offline messages %d and %d times and %d messages, want once each and %d",
+			counts[offline], counts[fromHome], len(stored), sent+2)
 	}
 	if strings.Contains(eval[string](t, alice, `JSON.stringify(Object.assign({}, localStorage))`), "eyJ") {
 		t.Error("a token is in local storage")
