@@ -7,11 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"kaiwa/server"
+	"kaiwa/server/servertest"
 	"kaiwa/server/store"
 	"kaiwa/shared/client"
 	"kaiwa/shared/proto"
@@ -33,26 +31,10 @@ type testServer struct {
 
 func newTestServer(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "kaiwa.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.Registration = true
 	cfg.SecureCookies = "never"
-	srv, err := server.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		if err := st.Check(); err != nil {
-			t.Error(err)
-		}
-		st.Close()
-	})
-	return &testServer{Server: ts, st: st, srv: srv}
+	k := servertest.Start(t, cfg, nil)
+	return &testServer{Server: k.Server, st: k.Store, srv: k.Kaiwa}
 }
 
 // register signs up a new user and returns its token body.

@@ -2,36 +2,19 @@ package bench
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	kaiwaserver "kaiwa/server"
-	"kaiwa/server/store"
+	"kaiwa/server/servertest"
 )
 
 // inProcessServer is a Kaiwa server in this process, over a new database, for profiling.
 func inProcessServer(b *testing.B) *httptest.Server {
 	b.Helper()
-	st, err := store.Open(filepath.Join(b.TempDir(), "kaiwa.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := kaiwaserver.New(kaiwaserver.Config{Registration: true, SecureCookies: "never"}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	b.Cleanup(func() {
-		ts.Close()
-		srv.Close()
-		st.Close()
-	})
-	return ts
+	return servertest.Start(b, kaiwaserver.Config{Registration: true, SecureCookies: "never"}, nil).Server
 }
 
 // BenchmarkFanout runs the 20×100 fan-out at 500 publishes/s against a server in this process,

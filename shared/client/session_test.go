@@ -5,15 +5,13 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"kaiwa/server"
+	"kaiwa/server/servertest"
 	"kaiwa/server/store"
 	"kaiwa/shared/client"
 	"kaiwa/shared/proto"
@@ -21,22 +19,9 @@ import (
 
 func startServer(t *testing.T, cfg server.Config) (*httptest.Server, *store.Store) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "kaiwa.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg.Registration, cfg.SecureCookies = true, "never"
-	srv, err := server.New(cfg, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-		st.Close()
-	})
-	return ts, st
+	k := servertest.Start(t, cfg, nil)
+	return k.Server, k.Store
 }
 
 // chatter is one signed-in client session and what it received.

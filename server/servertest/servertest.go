@@ -1,0 +1,49 @@
+// Package servertest starts whole Kaiwa servers for tests: a real bbolt file in a temporary
+// directory and a real HTTP server on a loopback port, with nothing mocked.
+package servertest
+
+import (
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"kaiwa/server"
+	"kaiwa/server/store"
+)
+
+// Server is a running Kaiwa. Its URL is the embedded httptest.Server's.
+type Server struct {
+	*httptest.Server
+	Store *store.Store
+	Kaiwa *server.Server
+}
+
+// Start starts Kaiwa with cfg over a new database in tb.TempDir(), logging to log (nil: nowhere).
+// When the test ends it stops the server, checks the file's consistency and closes it.
+func Start(tb testing.TB, cfg server.Config, log *slog.Logger) *Server {
+	tb.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	st, err := store.Open(filepath.Join(tb.TempDir(), "kaiwa.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := server.New(cfg, st, log)
+	if err != nil {
+		st.Close()
+		tb.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	tb.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+		if err := st.Check(); err != nil {
+			tb.Errorf("database after the test: %v", err)
+		}
+		st.Close()
+	})
+	return &Server{Server: ts, Store: st, Kaiwa: srv}
+}
