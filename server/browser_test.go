@@ -2,16 +2,13 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"kaiwa/server"
+	"kaiwa/server/browsertest"
 	"kaiwa/server/store"
 )
 
@@ -29,27 +27,10 @@ import (
 // requireBrowserPrereqs returns Chromium's path once it and app.wasm are there.
 func requireBrowserPrereqs(t *testing.T) string {
 	t.Helper()
-	missing := func(format string, args ...any) {
-		t.Helper()
-		msg := "BROWSER TEST NOT RUN: " + fmt.Sprintf(format, args...)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg + " (CI is set, so this fails)")
-		}
-		t.Skip(msg + " (set CI=1 to make this a failure)")
-	}
 	if _, err := os.Stat(filepath.Join("..", "public", "web", "app.wasm")); err != nil {
-		missing("public/web/app.wasm is not built; run make wasm (%v)", err)
+		browsertest.NotRun(t, "public/web/app.wasm is not built; run make wasm (%v)", err)
 	}
-	if p := os.Getenv("KAIWA_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	missing("no Chromium found (install Debian's chromium, or set KAIWA_CHROMIUM)")
-	return ""
+	return browsertest.Chromium(t)
 }
 
 // startKaiwa serves a whole Kaiwa over a fresh database for the length of the test.
@@ -79,69 +60,13 @@ func startKaiwa(t *testing.T) *httptest.Server {
 
 // browser is one headless Chromium tab. Its console goes to the test log when the test fails.
 type browser struct {
-	ctx     context.Context
-	mu      sync.Mutex
-	console []string
+	ctx context.Context
 }
 
 // newBrowser starts Chromium with a fresh profile, stopped at the end of the test.
 func newBrowser(t *testing.T, execPath string) *browser {
 	t.Helper()
-	profile, err := os.MkdirTemp("", "kaiwa-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Chromium's children may still write to the profile for a moment after it stops.
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(execPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-sync", true),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	b := &browser{ctx: ctx}
-	// The first run starts the browser; it must not carry a step's deadline.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium %s: %v", execPath, err)
-	}
-	go func() {
-		for m, err := range chromedp.Console(ctx) {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.console = append(b.console, m.String())
-			b.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		t.Logf("browser console:\n\t%s", strings.Join(b.console, "\n\t"))
-	})
-	return b
+	return &browser{ctx: browsertest.StartChromium(t, execPath)}
 }
 
 // do runs steps within a deadline that covers loading and compiling app.wasm.

@@ -4,10 +4,6 @@ import (
 	"context"
 	"io/fs"
 	"net/http"
-	"os"
-	"os/exec"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
@@ -16,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"kaiwa/public"
+	"kaiwa/server/browsertest"
 )
 
 // TestBrowserOffersUpdate deploys a new version under a page that runs the old one, in headless
@@ -24,7 +21,7 @@ import (
 // shows the sign-in form. Like the server's browser test, it skips loudly without Chromium or
 // app.wasm, and fails when CI is set.
 func TestBrowserOffersUpdate(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := browsertest.Chromium(t)
 	v1 := copyWebRoot(t)
 	v2 := copyWebRoot(t)
 	v2["kaiwa.css"] = &fstest.MapFile{Data: append(v2["kaiwa.css"].Data, "\n/* the next version */\n"...)}
@@ -45,7 +42,7 @@ func TestBrowserOffersUpdate(t *testing.T) {
 		deployed.Load().ServeHTTP(w, r)
 	}))
 
-	ctx := startChromium(t, chromium)
+	ctx := browsertest.StartChromium(t, chromium)
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -124,91 +121,7 @@ func copyWebRoot(t *testing.T) fstest.MapFS {
 		t.Fatal(err)
 	}
 	if m["app.wasm"] == nil {
-		notRun(t, "public/web/app.wasm is not built; run make wasm")
+		browsertest.NotRun(t, "public/web/app.wasm is not built; run make wasm")
 	}
 	return m
-}
-
-// notRun skips the test with a loud message, or fails it when CI is set.
-func notRun(t *testing.T, why string) {
-	t.Helper()
-	msg := "BROWSER TEST NOT RUN: " + why
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg + " (CI is set, so this fails)")
-	}
-	t.Skip(msg + " (set CI=1 to make this a failure)")
-}
-
-// findChromium returns the path of Chromium: $KAIWA_CHROMIUM, Debian's, or one on $PATH.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("KAIWA_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	notRun(t, "no Chromium found (install Debian's chromium, or set KAIWA_CHROMIUM)")
-	return ""
-}
-
-// startChromium starts headless Chromium with a fresh profile, stopped at the end of the test,
-// and returns the context of its tab.
-func startChromium(t *testing.T, execPath string) context.Context {
-	t.Helper()
-	profile, err := os.MkdirTemp("", "kaiwa-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Chromium's children may still write to the profile for a moment after it stops.
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(execPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start Chromium %s: %v", execPath, err)
-	}
-	var (
-		mu    sync.Mutex
-		lines []string
-	)
-	go func() {
-		for m, err := range chromedp.Console(ctx) {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			lines = append(lines, m.String())
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if t.Failed() && len(lines) > 0 {
-			t.Logf("browser console:\n\t%s", strings.Join(lines, "\n\t"))
-		}
-	})
-	return ctx
 }
