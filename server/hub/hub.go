@@ -138,7 +138,11 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, releas
 	}
 	c.user = proto.User{ID: claims.Subject, Name: claims.Name}
 	c.sid = claims.SID
-	h.track(c)
+	if !h.track(c) {
+		c.close(proto.CloseGoingAway, "server shutting down")
+		release()
+		return
+	}
 	// Checked after tracking, so a revocation cannot slip in between.
 	if !h.auth.SessionLive(c.sid) {
 		h.untrack(c)
@@ -217,14 +221,20 @@ func (h *Hub) Close(ctx context.Context) error {
 	}
 }
 
-func (h *Hub) track(c *conn) {
+// track records c under its session, so that Revoke and Close find it. It refuses once the hub
+// is closing: Close has already gone through the sockets it knows.
+func (h *Hub) track(c *conn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
 	if h.sessions[c.sid] == nil {
 		h.sessions[c.sid] = map[*conn]struct{}{}
 	}
 	h.sessions[c.sid][c] = struct{}{}
 	h.met.Connections.Inc()
+	return true
 }
 
 func (h *Hub) untrack(c *conn) {
