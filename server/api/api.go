@@ -62,19 +62,23 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"GET", "/api/admin/backup", a.bearer(a.admin(a.backup))},
 		{"GET", "/ws", a.websocket},
 	}
-	seen := map[string]bool{}
+	allowed := map[string][]string{} // path → its methods, in the order of routes
 	for _, rt := range routes {
 		mux.Handle(rt.method+" "+rt.path, noStore(rt.h))
-		if !seen[rt.path] {
-			seen[rt.path] = true
-			mux.Handle(rt.path, noStore(a.methodNotAllowed))
-		}
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
+	for path, methods := range allowed {
+		mux.Handle(path, noStore(a.methodNotAllowed(strings.Join(methods, ", "))))
 	}
 	mux.Handle("/api/", noStore(func(w http.ResponseWriter, r *http.Request) { a.writeError(w, r, errNotFound) }))
 }
 
-func (a *API) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	a.writeError(w, r, errorf(http.StatusMethodNotAllowed, proto.CodeMethodNotAllowed, "That method is not allowed here."))
+// methodNotAllowed answers 405 with the methods the path takes in Allow.
+func (a *API) methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		a.writeError(w, r, errorf(http.StatusMethodNotAllowed, proto.CodeMethodNotAllowed, "That method is not allowed here."))
+	}
 }
 
 func noStore(h http.HandlerFunc) http.Handler {

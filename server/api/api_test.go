@@ -50,6 +50,9 @@ func TestResponseHeaders(t *testing.T) {
 				wantError(t, resp, tc.status, proto.CodeNotFound)
 			case http.StatusMethodNotAllowed:
 				wantError(t, resp, tc.status, proto.CodeMethodNotAllowed)
+				if allow := resp.Header.Get("Allow"); allow == "" || strings.Contains(allow, tc.req.method) {
+					t.Errorf("Allow %q: want the path's methods, without %s", allow, tc.req.method)
+				}
 			default:
 				wantAPIHeaders(t, resp)
 			}
