@@ -42,46 +42,30 @@ func (p *homePage) Render() goapp.UI {
 	))
 }
 
-// loginPage is "/login". Once someone is signed in it moves on to "/".
-type loginPage struct {
+// authPage is "/login", or "/register" with Register. Once someone is signed in it moves on
+// to "/".
+type authPage struct {
 	goapp.Compo
-	auth auth
+	Register bool
+	auth     auth
 }
 
-func (p *loginPage) OnNav(ctx goapp.Context) {
-	ctx.Page().SetTitle("Sign in · Kaiwa")
+func (p *authPage) OnNav(ctx goapp.Context) {
+	title := "Sign in · Kaiwa"
+	if p.Register {
+		title = "Create an account · Kaiwa"
+	}
+	ctx.Page().SetTitle(title)
 }
 
-func (p *loginPage) OnMount(ctx goapp.Context) {
+func (p *authPage) OnMount(ctx goapp.Context) {
 	observeAuth(ctx, &p.auth, func() { leaveWhenSignedIn(ctx, p.auth) })
 	leaveWhenSignedIn(ctx, p.auth)
 }
 
-func (p *loginPage) Render() goapp.UI {
+func (p *authPage) Render() goapp.UI {
 	return frame(p.auth, gate(p.auth,
-		func() goapp.UI { return &authForm{} },
-		loadingView, // on the way to "/"
-	))
-}
-
-// registerPage is "/register". Once someone is signed in it moves on to "/".
-type registerPage struct {
-	goapp.Compo
-	auth auth
-}
-
-func (p *registerPage) OnNav(ctx goapp.Context) {
-	ctx.Page().SetTitle("Create an account · Kaiwa")
-}
-
-func (p *registerPage) OnMount(ctx goapp.Context) {
-	observeAuth(ctx, &p.auth, func() { leaveWhenSignedIn(ctx, p.auth) })
-	leaveWhenSignedIn(ctx, p.auth)
-}
-
-func (p *registerPage) Render() goapp.UI {
-	return frame(p.auth, gate(p.auth,
-		func() goapp.UI { return &authForm{Register: true} },
+		func() goapp.UI { return &authForm{Register: p.Register} },
 		loadingView, // on the way to "/"
 	))
 }

@@ -28,7 +28,7 @@ const roomPattern = `^/rooms/[a-z0-9-]{1,64}$`
 // it, before running the app or serving pages; registering again replaces the same routes.
 func Routes() {
 	goapp.Route(PathHome, goapp.NewZeroComponentFactory(&homePage{}))
-	goapp.Route(PathLogin, goapp.NewZeroComponentFactory(&loginPage{}))
-	goapp.Route(PathRegister, goapp.NewZeroComponentFactory(&registerPage{}))
+	goapp.Route(PathLogin, func() goapp.Composer { return &authPage{} })
+	goapp.Route(PathRegister, func() goapp.Composer { return &authPage{Register: true} })
 	goapp.RouteWithRegexp(roomPattern, goapp.NewZeroComponentFactory(&roomPage{}))
 }
