@@ -158,7 +158,9 @@ func TestSlowConsumer(t *testing.T) {
 	fast.write(proto.Join{Type: proto.TypeJoin, Room: "general"})
 	fast.next(proto.TypeJoined)
 
-	// The slow member reads one message every 200 ms, through a small receive buffer.
+	// The slow member reads one message every 50 ms through a small receive buffer: far behind
+	// what arrives, yet fast enough to free room for the close frame within its 1 s (a reader
+	// slower than that is dropped without one, as SPEC allows).
 	slowTB := ts.register(t, "slow")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -226,7 +228,7 @@ func TestSlowConsumer(t *testing.T) {
 			}
 			select {
 			case <-hurry:
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}()
