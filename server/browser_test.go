@@ -18,7 +18,7 @@ import (
 
 	"kaiwa/server"
 	"kaiwa/server/browsertest"
-	"kaiwa/server/store"
+	"kaiwa/server/servertest"
 )
 
 // The browser tests drive headless Chromium against a whole Kaiwa server, with the app.wasm
@@ -33,29 +33,17 @@ func requireBrowserPrereqs(t *testing.T) string {
 	return browsertest.Chromium(t)
 }
 
-// startKaiwa serves a whole Kaiwa over a fresh database for the length of the test.
+// startKaiwa serves a whole Kaiwa over a fresh database for the length of the test, logging
+// warnings to the test.
 func startKaiwa(t *testing.T) *httptest.Server {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := store.Open(filepath.Join(t.TempDir(), "kaiwa.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv, err := server.New(server.Config{
+	return servertest.Start(t, server.Config{
 		AccessTTL:     10 * time.Minute,
 		RefreshTTL:    720 * time.Hour,
 		Registration:  true,
 		SecureCookies: "never",
-	}, st, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	// Cleanups run last-in first-out: sockets, then the listener, then the store.
-	t.Cleanup(ts.Close)
-	t.Cleanup(func() { srv.Close() })
-	return ts
+	}, logger).Server
 }
 
 // browser is one headless Chromium tab. Its console goes to the test log when the test fails.

@@ -11,7 +11,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"kaiwa/server"
-	"kaiwa/server/store"
+	"kaiwa/server/store/storetest"
 	"kaiwa/shared/client"
 	"kaiwa/shared/proto"
 )
@@ -46,10 +45,7 @@ func (b *syncBuffer) String() string {
 // buffer, behind the http.Server that kaiwa serve uses.
 func newLoggedServer(t *testing.T, cfg server.Config) (*testServer, *syncBuffer) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "kaiwa.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Open(t)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.Registration, cfg.SecureCookies = true, "never"
@@ -60,10 +56,9 @@ func newLoggedServer(t *testing.T, cfg server.Config) (*testServer, *syncBuffer)
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	ts.Config = server.HTTPServer("", srv.Handler(), log)
 	ts.Start()
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before storetest's check and close, registered first
 		srv.Close()
 		ts.Close()
-		st.Close()
 	})
 	return &testServer{Server: ts, st: st, srv: srv}, logs
 }

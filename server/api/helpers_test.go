@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"kaiwa/server"
 	"kaiwa/server/store"
+	"kaiwa/server/store/storetest"
 	"kaiwa/shared/client"
 	"kaiwa/shared/proto"
 )
@@ -27,17 +27,7 @@ type testServer struct {
 // openStore opens a new database in t.TempDir and checks its consistency when the test ends.
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "kaiwa.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Check(); err != nil {
-			t.Errorf("Check: %v", err)
-		}
-		st.Close()
-	})
-	return st
+	return storetest.Open(t)
 }
 
 // newServer starts server.New(cfg) over a new database. Every server costs one argon2id hash

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"kaiwa/server/auth"
 	"kaiwa/server/store"
+	"kaiwa/server/store/storetest"
 )
 
 // clock is a controllable time source for auth.Config.Now and auth.NewThrottle.
@@ -46,18 +46,10 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg auth.Config) *fixture {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "kaiwa.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Check(); err != nil {
-			t.Errorf("Check: %v", err)
-		}
-		st.Close()
-	})
+	st := storetest.Open(t)
 	f := &fixture{st: st, clock: newClock()}
 	cfg.Now = f.clock.Now
+	var err error
 	f.auth, err = auth.New(st, cfg)
 	if err != nil {
 		t.Fatal(err)

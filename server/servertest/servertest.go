@@ -6,11 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"kaiwa/server"
 	"kaiwa/server/store"
+	"kaiwa/server/store/storetest"
 )
 
 // Server is a running Kaiwa. Its URL is the embedded httptest.Server's.
@@ -27,23 +27,15 @@ func Start(tb testing.TB, cfg server.Config, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	st, err := store.Open(filepath.Join(tb.TempDir(), "kaiwa.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	st := storetest.Open(tb) // registered first, so closed last
 	srv, err := server.New(cfg, st, log)
 	if err != nil {
-		st.Close()
 		tb.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(func() {
 		srv.Close()
 		ts.Close()
-		if err := st.Check(); err != nil {
-			tb.Errorf("database after the test: %v", err)
-		}
-		st.Close()
 	})
 	return &Server{Server: ts, Store: st, Kaiwa: srv}
 }

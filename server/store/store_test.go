@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kaiwa/server/store"
+	"kaiwa/server/store/storetest"
 	"kaiwa/shared/proto"
 )
 
@@ -18,22 +19,12 @@ import (
 // ends.
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	return openAt(t, filepath.Join(t.TempDir(), "kaiwa.db"))
+	return storetest.Open(t)
 }
 
 func openAt(t *testing.T, path string) *store.Store {
 	t.Helper()
-	st, err := store.Open(path)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", path, err)
-	}
-	t.Cleanup(func() {
-		if err := st.Check(); err != nil {
-			t.Errorf("Check: %v", err)
-		}
-		st.Close()
-	})
-	return st
+	return storetest.OpenAt(t, path)
 }
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {
