@@ -51,11 +51,7 @@ func (l *landing) sendOutbox(ctx goapp.Context) {
 	if len(pending) == 0 {
 		return
 	}
-	api := newAPI()
-	sess := client.NewSession(api, client.Options{
-		Refresh:    func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
-		MaxBackoff: reconnectMax,
-	})
+	sess := newSession(newAPI())
 	rooms := map[string]bool{}
 	for _, p := range pending {
 		if !rooms[p.Room] {

@@ -53,6 +53,15 @@ type roomView struct {
 	release []func()
 }
 
+// newSession returns a client session over api whose refreshes go through the lock that every
+// tab of the app shares (see refresh), reconnecting at most reconnectMax apart.
+func newSession(api *client.API) *client.Session {
+	return client.NewSession(api, client.Options{
+		Refresh:    func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
+		MaxBackoff: reconnectMax,
+	})
+}
+
 // CompoID makes go-app mount a new view, with its own session, for another room.
 func (v *roomView) CompoID() string { return v.Room }
 
@@ -63,11 +72,7 @@ func (v *roomView) OnMount(ctx goapp.Context) {
 	v.state = client.StateReconnecting
 	v.typing = map[string]time.Time{}
 	v.api = newAPI()
-	api := v.api
-	v.sess = client.NewSession(v.api, client.Options{
-		Refresh:    func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
-		MaxBackoff: reconnectMax,
-	})
+	v.sess = newSession(v.api)
 	for _, p := range data.outbox() {
 		if p.Room == v.Room {
 			v.pending = append(v.pending, p)

@@ -88,7 +88,7 @@ func connsScenario(ctx context.Context, e *env) error {
 	return nil
 }
 
-// room sets up rooms with members; each socket joins one room and records the latency of every
+// roomLoad is rooms full of members: each socket joins one room and records the latency of every
 // message it receives.
 type roomLoad struct {
 	srv        *server
