@@ -35,10 +35,10 @@ func BenchmarkFanout(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		for _, r := range []float64{50, 150, 300, 500} {
-			rate, h := load.step(ctx, r, time.Second, 4*time.Second)
+			rate, h := load.step(ctx, r, time.Second, 2*time.Second, 2)
 			b.Logf("%v publishes/s: %.0f deliveries/s p50 %v p99 %v", r, rate, h.quantile(.5), h.quantile(.99))
 		}
-		rate, h := load.step(ctx, 500, time.Second, time.Second)
+		rate, h := load.step(ctx, 500, time.Second, time.Second, 1)
 		b.ReportMetric(rate, "deliveries/s")
 		b.ReportMetric(msf(h.quantile(.5)), "p50-ms")
 		b.ReportMetric(msf(h.quantile(.99)), "p99-ms")

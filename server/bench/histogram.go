@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"fmt"
 	"math/bits"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -57,9 +60,57 @@ func (h *histogram) quantile(q float64) time.Duration {
 	return 0
 }
 
+// clone returns a copy of the counts as they are now.
+func (h *histogram) clone() *histogram {
+	c := &histogram{}
+	for i := range h.counts {
+		c.counts[i].Store(h.counts[i].Load())
+	}
+	c.n.Store(h.n.Load())
+	return c
+}
+
 func (h *histogram) reset() {
 	for i := range h.counts {
 		h.counts[i].Store(0)
 	}
 	h.n.Store(0)
+}
+
+// quantiles is a latency distribution: one histogram, or the windows of a step.
+type quantiles interface {
+	quantile(q float64) time.Duration
+}
+
+// windows are the latencies of one step measured in several windows of time. On a shared
+// machine a burst of work from elsewhere spoils a window, not the figure: each quantile is the
+// median of the windows' own.
+type windows []*histogram
+
+func (w windows) quantile(q float64) time.Duration {
+	if len(w) == 0 {
+		return 0
+	}
+	v := make([]time.Duration, len(w))
+	for i, h := range w {
+		v[i] = h.quantile(q)
+	}
+	slices.Sort(v)
+	mid := len(v) / 2
+	if len(v)%2 == 0 {
+		return (v[mid-1] + v[mid]) / 2
+	}
+	return v[mid]
+}
+
+// String says how the figures were taken and how far the windows' p99s spread.
+func (w windows) String() string {
+	if len(w) == 0 {
+		return "no windows"
+	}
+	p99 := make([]string, len(w))
+	for i, h := range w {
+		p99[i] = fmt.Sprintf("%.1f", msf(h.quantile(.99)))
+	}
+	return fmt.Sprintf("median of %d windows, p99 per window %s ms", len(w), strings.Join(p99, ", "))
 }

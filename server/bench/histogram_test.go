@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,5 +24,23 @@ func TestHistogramQuantiles(t *testing.T) {
 		if v := bucketValue(bucketOf(us)); v > us || float64(us-v) > 0.04*float64(us)+1 {
 			t.Errorf("bucket of %d starts at %d", us, v)
 		}
+	}
+}
+
+func TestWindowsTakeTheMedian(t *testing.T) {
+	w := make(windows, 3)
+	for i, us := range []int{100, 50_000, 300} {
+		w[i] = &histogram{}
+		for range 100 {
+			w[i].record(time.Duration(us) * time.Microsecond)
+		}
+	}
+	// The windows' p99s are about 100 µs, 50 ms and 300 µs: one spoiled window does not make
+	// the figure.
+	if got := w.quantile(.99); got < 290*time.Microsecond || got > 310*time.Microsecond {
+		t.Fatalf("median p99 = %v, want about 300µs", got)
+	}
+	if s := w.String(); !strings.Contains(s, "3 windows") {
+		t.Fatalf("String() = %q", s)
 	}
 }

@@ -100,8 +100,9 @@ type roomLoad struct {
 	acked      atomic.Int64
 	ids        atomic.Int64 // send ids: unique across steps, or the server dedupes the sends
 	// cpuPerDelivery is the server's CPU time per delivery in the last step: a figure that
-	// holds on a busy machine where latencies do not.
-	cpuPerDelivery time.Duration
+	// holds on a busy machine where latencies do not. loadCPUPerDelivery is the same for the
+	// load generator, which shares the server's cores.
+	cpuPerDelivery, loadCPUPerDelivery time.Duration
 }
 
 func newRoomLoad(ctx context.Context, e *env, srv *server, prefix string, rooms, perRoom int, tokens []string) (*roomLoad, error) {
@@ -191,36 +192,49 @@ func (l *roomLoad) publish(ctx context.Context, rate float64) {
 	}
 }
 
-// step publishes at rate for warm+measure and returns deliveries/s and the latency histogram
-// of the measured part. l.cpuPerDelivery is set to the server's CPU time per delivery.
-func (l *roomLoad) step(ctx context.Context, rate float64, warm, measure time.Duration) (float64, *histogram) {
+// step publishes at rate for warm, then measures n windows of the given length, and returns
+// the deliveries/s over all windows and their latencies. l.cpuPerDelivery and
+// l.loadCPUPerDelivery are set for the measured part.
+func (l *roomLoad) step(ctx context.Context, rate float64, warm, window time.Duration, n int) (float64, windows) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go l.publish(ctx, rate)
 	time.Sleep(warm)
-	l.lat.reset()
 	before := l.delivered.Load()
-	cpuBefore := l.srv.cpu()
-	time.Sleep(measure)
+	cpuBefore, loadBefore := l.srv.cpu(), selfCPU()
+	lat := make(windows, n)
+	for i := range lat {
+		l.lat.reset()
+		time.Sleep(window)
+		lat[i] = l.lat.clone()
+	}
 	got := l.delivered.Load() - before
 	l.cpuPerDelivery = (l.srv.cpu() - cpuBefore) / time.Duration(max(got, 1))
-	snapshot := &histogram{}
-	for i := range l.lat.counts {
-		snapshot.counts[i].Store(l.lat.counts[i].Load())
-	}
-	snapshot.n.Store(l.lat.n.Load())
+	l.loadCPUPerDelivery = (selfCPU() - loadBefore) / time.Duration(max(got, 1))
 	cancel()
 	time.Sleep(500 * time.Millisecond) // let the last sends drain before the next step
-	return float64(got) / measure.Seconds(), snapshot
+	return float64(got) / (window * time.Duration(n)).Seconds(), lat
 }
 
-func latencyFigures(h *histogram) string {
+func latencyFigures(h quantiles) string {
 	return fmt.Sprintf("p50 %s, p99 %s, p999 %s", ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)))
 }
 
-// fanoutScenario: 20 rooms × 100 members at 500 publishes/s, then 100 rooms × 100 members with
-// the publish rate swept up until the server saturates.
+// fanoutScenario: the loopback floor of the 20×100 shape, then 20 rooms × 100 members at 500
+// publishes/s, then 100 rooms × 100 members with the publish rate swept up until the server
+// saturates.
 func fanoutScenario(ctx context.Context, e *env) error {
+	floorRate, floorLat, floorCPU, err := loopbackFloor(ctx, 20, 100, 500, 2*time.Second, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	e.add(Row{
+		Scenario: "loopback floor 20×100",
+		Result: fmt.Sprintf("plain TCP, no WebSocket, JSON or storage, both ends in one process: %.0f deliveries/s: %s; CPU %.1f µs per delivery",
+			floorRate, latencyFigures(floorLat), us(floorCPU)),
+		Target:  "none: what this machine allows the fan-out shape",
+		Figures: map[string]float64{"deliveries_per_s": floorRate, "p50_ms": msf(floorLat.quantile(.5)), "p99_ms": msf(floorLat.quantile(.99)), "p999_ms": msf(floorLat.quantile(.999)), "cpu_us_per_delivery": us(floorCPU)},
+	})
 	srv, err := startServer(ctx, e.Binary)
 	if err != nil {
 		return err
@@ -234,13 +248,13 @@ func fanoutScenario(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	rate, h := small.step(ctx, 500, 2*time.Second, 10*time.Second)
+	rate, h := small.step(ctx, 500, 2*time.Second, 2*time.Second, 5)
 	small.close()
 	e.add(Row{
 		Scenario: "fan-out 20×100",
-		Result:   fmt.Sprintf("500 publishes/s → %.0f deliveries/s: %s; server CPU %.1f µs per delivery", rate, latencyFigures(h), us(small.cpuPerDelivery)),
+		Result:   fmt.Sprintf("500 publishes/s → %.0f deliveries/s: %s (%s); CPU per delivery %.1f µs server, %.1f µs load generator", rate, latencyFigures(h), h, us(small.cpuPerDelivery), us(small.loadCPUPerDelivery)),
 		Target:   "beat 3.1 ms p50, 21.7 ms p99 at 49 600/s",
-		Figures:  map[string]float64{"deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999)), "server_cpu_us_per_delivery": us(small.cpuPerDelivery)},
+		Figures:  map[string]float64{"deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999)), "server_cpu_us_per_delivery": us(small.cpuPerDelivery), "load_cpu_us_per_delivery": us(small.loadCPUPerDelivery)},
 	})
 	big, err := newRoomLoad(ctx, e, srv, "big", 100, 100, tokens)
 	if err != nil {
@@ -248,13 +262,13 @@ func fanoutScenario(ctx context.Context, e *env) error {
 	}
 	defer big.close()
 	for _, publishes := range []float64{500, 1000, 1500, 2000, 3000} {
-		rate, h := big.step(ctx, publishes, 2*time.Second, 8*time.Second)
+		rate, h := big.step(ctx, publishes, 2*time.Second, 1600*time.Millisecond, 5)
 		offered := publishes * 100
 		e.add(Row{
 			Scenario: fmt.Sprintf("fan-out 100×100 @%.0f/s", publishes),
-			Result:   fmt.Sprintf("offered %.0f, delivered %.0f deliveries/s: %s; server CPU %.1f µs per delivery", offered, rate, latencyFigures(h), us(big.cpuPerDelivery)),
+			Result:   fmt.Sprintf("offered %.0f, delivered %.0f deliveries/s: %s (%s); CPU per delivery %.1f µs server, %.1f µs load generator", offered, rate, latencyFigures(h), h, us(big.cpuPerDelivery), us(big.loadCPUPerDelivery)),
 			Target:   "p99 ≤ 20 ms at 50 000/s; ≥ 100 000/s with p99 ≤ 50 ms",
-			Figures:  map[string]float64{"offered_per_s": offered, "deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999)), "server_cpu_us_per_delivery": us(big.cpuPerDelivery)},
+			Figures:  map[string]float64{"offered_per_s": offered, "deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999)), "server_cpu_us_per_delivery": us(big.cpuPerDelivery), "load_cpu_us_per_delivery": us(big.loadCPUPerDelivery)},
 		})
 		if rate < 0.9*offered || h.quantile(0.99) > time.Second {
 			break // saturated

@@ -77,12 +77,17 @@ func dial(ctx context.Context, base, token string) (*member, error) {
 	return &member{ws: ws}, nil
 }
 
-// read reads until the socket ends, calling onLine for each frame (one JSON object per line).
-// It reuses one buffer: onLine must not keep the line.
+// read reads until the socket ends or ctx does, calling onLine for each frame (one JSON object
+// per line). It reuses one buffer: onLine must not keep the line.
+//
+// The reads themselves take no cancellable context: coder/websocket arms a context watch for
+// every read that has one, which made the load generator spend more per message than the
+// server. ctx ending closes the socket instead, and that ends the read.
 func (m *member) read(ctx context.Context, onLine func(line []byte)) error {
+	defer context.AfterFunc(ctx, m.close)()
 	var buf bytes.Buffer
 	for {
-		_, r, err := m.ws.Reader(ctx)
+		_, r, err := m.ws.Reader(context.Background())
 		if err != nil {
 			return err
 		}
@@ -146,11 +151,14 @@ func sentAt(line []byte) (time.Time, bool) {
 	if j < 0 {
 		return time.Time{}, false
 	}
-	ns, err := strconv.ParseInt(string(rest[:j]), 10, 64)
-	if err != nil {
-		return time.Time{}, false
+	var ns int64
+	for _, d := range rest[:j] {
+		if d < '0' || d > '9' {
+			return time.Time{}, false
+		}
+		ns = ns*10 + int64(d-'0')
 	}
-	return time.Unix(0, ns), true
+	return time.Unix(0, ns), j > 0
 }
 
 func stamp(t time.Time) string { return stampPrefix + strconv.FormatInt(t.UnixNano(), 10) }

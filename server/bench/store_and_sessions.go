@@ -120,7 +120,7 @@ func loginsScenario(ctx context.Context, e *env) error {
 	}
 	defer load.close()
 	const publishes = 200.0
-	_, calm := load.step(ctx, publishes, 2*time.Second, 8*time.Second)
+	_, calm := load.step(ctx, publishes, 2*time.Second, 1600*time.Millisecond, 5)
 
 	burstCtx, stopBurst := context.WithCancel(ctx)
 	var logins, failures atomic.Int64
@@ -141,7 +141,7 @@ func loginsScenario(ctx context.Context, e *env) error {
 		}()
 	}
 	start := time.Now()
-	_, busy := load.step(ctx, publishes, time.Second, 8*time.Second)
+	_, busy := load.step(ctx, publishes, time.Second, 1600*time.Millisecond, 5)
 	stopBurst()
 	wg.Wait()
 	rate := float64(logins.Load()) / time.Since(start).Seconds()

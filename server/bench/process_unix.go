@@ -2,7 +2,10 @@
 
 package bench
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // raiseFileLimit lifts this process's open-file limit to its hard limit; the server started
 // from it inherits the new limit. Nothing system-wide changes.
@@ -16,4 +19,13 @@ func raiseFileLimit() (uint64, error) {
 		return 0, err
 	}
 	return lim.Cur, nil
+}
+
+// selfCPU is the CPU time the bench process (the load generator) has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
