@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -28,7 +29,8 @@ var errBadHash = errors.New("auth: malformed password hash")
 // hasher runs argon2id with at most cap(slots) hashes at once, so a burst of logins queues
 // instead of taking every core and all the memory from the chat. While hashes queue, a slot
 // rests as long as it worked before it passes on: a burst gets at most half of the slots'
-// cores, and the chat keeps the rest. A lone login never waits.
+// cores, and the chat keeps the rest. A lone login never waits. Each hash runs on a thread at
+// idle priority (inBackground), so that the kernel gives a core to chat work first.
 type hasher struct {
 	slots  chan struct{}
 	queued atomic.Int64 // hashes waiting for a slot
@@ -67,7 +69,8 @@ func (h *hasher) hash(ctx context.Context, password string) (string, error) {
 		return "", err
 	}
 	start := time.Now()
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	var key []byte
+	inBackground(func() { key = argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen) })
 	h.release(time.Since(start))
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
@@ -103,7 +106,22 @@ func (h *hasher) verify(ctx context.Context, encoded, password string) (bool, er
 		return false, err
 	}
 	start := time.Now()
-	got := argon2.IDKey([]byte(password), salt, passes, memory, threads, uint32(len(want)))
+	var got []byte
+	inBackground(func() { got = argon2.IDKey([]byte(password), salt, passes, memory, threads, uint32(len(want))) })
 	h.release(time.Since(start))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// inBackground runs f on an OS thread of its own at lower priority (lowerThreadPriority) and
+// returns when it is done. The goroutine ends still locked to the thread, so the thread ends
+// with it and its lowered priority is never handed to other work.
+func inBackground(f func()) {
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		lowerThreadPriority()
+		f()
+		close(done)
+	}()
+	<-done
 }
