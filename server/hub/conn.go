@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -244,9 +245,12 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// startPings pings the peer every pingEvery from a timer: no goroutine waits in between.
+// startPings pings the peer every pingEvery from a timer: no goroutine waits in between. The
+// first ping comes at a random point of the second half of the interval: sockets opened
+// together (every client of a restarted server, say) would otherwise ping together for as
+// long as they live.
 func (c *conn) startPings() {
-	c.pinger = time.AfterFunc(pingEvery, c.ping)
+	c.pinger = time.AfterFunc(pingEvery/2+rand.N(pingEvery/2), c.ping)
 }
 
 func (c *conn) ping() {
