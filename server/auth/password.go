@@ -30,7 +30,7 @@ var errBadHash = errors.New("auth: malformed password hash")
 // instead of taking every core and all the memory from the chat. While hashes queue, a slot
 // rests as long as it worked before it passes on: a burst gets at most half of the slots'
 // cores, and the chat keeps the rest. A lone login never waits. Each hash runs on a thread at
-// idle priority (inBackground), so that the kernel gives a core to chat work first.
+// low priority (inBackground), so that the kernel gives a core to chat work first.
 type hasher struct {
 	slots  chan struct{}
 	queued atomic.Int64 // hashes waiting for a slot
