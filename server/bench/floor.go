@@ -74,26 +74,16 @@ func loopbackFloor(ctx context.Context, groups, members int, publishes float64, 
 	go func() {
 		defer writing.Done()
 		var msg [floorFrame]byte
-		start := time.Now()
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		sent := 0
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			for due := int(time.Since(start).Seconds() * publishes); sent < due; sent++ {
-				g := sent % groups
-				binary.BigEndian.PutUint64(msg[:8], uint64(time.Now().UnixNano()))
-				for _, c := range writers[g*members : (g+1)*members] {
-					if _, err := c.Write(msg[:]); err != nil {
-						return
-					}
+		paced(ctx, publishes, func(sent int) bool {
+			g := sent % groups
+			binary.BigEndian.PutUint64(msg[:8], uint64(time.Now().UnixNano()))
+			for _, c := range writers[g*members : (g+1)*members] {
+				if _, err := c.Write(msg[:]); err != nil {
+					return false
 				}
 			}
-		}
+			return true
+		})
 	}()
 	time.Sleep(warm)
 	lat.reset()

@@ -172,22 +172,31 @@ func (l *roomLoad) close() {
 func (l *roomLoad) publish(ctx context.Context, rate float64) {
 	perRoom := rate / float64(len(l.rooms))
 	senders := max(1, int(perRoom/15)+1)
+	paced(ctx, rate, func(sent int) bool {
+		r := sent % len(l.rooms)
+		m := l.publishers[r][(sent/len(l.rooms))%min(senders, len(l.publishers[r]))]
+		id := strconv.FormatInt(l.ids.Add(1), 36)
+		go m.send(ctx, proto.Send{Type: proto.TypeSend, Room: l.rooms[r], ID: id, Text: stamp(time.Now())})
+		return true
+	})
+}
+
+// paced calls f(0), f(1), … at rate calls per second in all, caught up every millisecond, until
+// ctx ends or f returns false.
+func paced(ctx context.Context, rate float64, f func(i int) bool) {
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	sent := 0
-	for {
+	for i := 0; ; {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		due := int(time.Since(start).Seconds() * rate)
-		for ; sent < due; sent++ {
-			r := sent % len(l.rooms)
-			m := l.publishers[r][(sent/len(l.rooms))%min(senders, len(l.publishers[r]))]
-			id := strconv.FormatInt(l.ids.Add(1), 36)
-			go m.send(ctx, proto.Send{Type: proto.TypeSend, Room: l.rooms[r], ID: id, Text: stamp(time.Now())})
+		for due := int(time.Since(start).Seconds() * rate); i < due; i++ {
+			if !f(i) {
+				return
+			}
 		}
 	}
 }
