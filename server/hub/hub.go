@@ -284,39 +284,33 @@ func (h *Hub) commit() {
 	batch := make([]appendReq, 0, appendBatchMax)
 	reqs := make([]store.AppendRequest, 0, appendBatchMax)
 	for {
-		batch = batch[:0]
 		select {
 		case a := <-h.appends:
-			batch = append(batch, a)
+			batch = h.takeQueued(append(batch[:0], a))
+			h.commitBatch(batch, reqs[:0])
 		case <-h.stop:
 			for {
-				batch = batch[:0]
-			drain:
-				for len(batch) < appendBatchMax {
-					select {
-					case a := <-h.appends:
-						batch = append(batch, a)
-					default:
-						break drain
-					}
-				}
-				if len(batch) == 0 {
+				if batch = h.takeQueued(batch[:0]); len(batch) == 0 {
 					return
 				}
 				h.commitBatch(batch, reqs[:0])
 			}
 		}
-	fill:
-		for len(batch) < appendBatchMax {
-			select {
-			case a := <-h.appends:
-				batch = append(batch, a)
-			default:
-				break fill
-			}
-		}
-		h.commitBatch(batch, reqs[:0])
 	}
+}
+
+// takeQueued adds the sends already waiting to batch, up to appendBatchMax, without waiting
+// for more: one commit takes whatever piled up during the one before.
+func (h *Hub) takeQueued(batch []appendReq) []appendReq {
+	for len(batch) < appendBatchMax {
+		select {
+		case a := <-h.appends:
+			batch = append(batch, a)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
