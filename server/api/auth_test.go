@@ -16,26 +16,9 @@ import (
 	"kaiwa/server"
 	"kaiwa/server/api"
 	"kaiwa/server/auth"
+	"kaiwa/server/auth/authtest"
 	"kaiwa/shared/proto"
 )
-
-// clock is a controllable time source for auth.Config.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // newAPIServer serves the API alone over a new database, with the auth clock and throttle
 // settings given: for what server.New does not let a test control.
@@ -198,7 +181,7 @@ func TestRefresh(t *testing.T) {
 
 func TestRefreshReuse(t *testing.T) {
 	t.Parallel()
-	clk := &clock{now: time.Now()}
+	clk := authtest.NewClock(time.Now())
 	ts := newAPIServer(t, clk.Now, auth.ThrottleConfig{})
 	refresh := func(t *testing.T, cookie string) response {
 		t.Helper()

@@ -11,35 +11,21 @@ import (
 	"time"
 
 	"kaiwa/server/auth"
+	"kaiwa/server/auth/authtest"
 	"kaiwa/server/store"
 	"kaiwa/server/store/storetest"
 )
 
-// clock is a controllable time source for auth.Config.Now and auth.NewThrottle.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newClock returns a test clock at a fixed date.
+func newClock() *authtest.Clock {
+	return authtest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // fixture is an Auth over a fresh database, on a controllable clock, that records revocations.
 type fixture struct {
 	st      *store.Store
 	auth    *auth.Auth
-	clock   *clock
+	clock   *authtest.Clock
 	mu      sync.Mutex
 	revoked []string
 }

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"kaiwa/server/auth"
+	"kaiwa/server/auth/authtest"
 )
 
 func TestThrottle(t *testing.T) {
@@ -22,9 +23,9 @@ func TestThrottle(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		run  func(t *testing.T, th *auth.Throttle, c *clock)
+		run  func(t *testing.T, th *auth.Throttle, c *authtest.Clock)
 	}{
-		{"failures up to the burst are allowed", func(t *testing.T, th *auth.Throttle, c *clock) {
+		{"failures up to the burst are allowed", func(t *testing.T, th *auth.Throttle, c *authtest.Clock) {
 			fail(th, "alice", "ip1", cfg.PerUserBurst-1)
 			if w := th.Check("alice", "ip1"); w != 0 {
 				t.Errorf("after %d failures: wait %v, want 0", cfg.PerUserBurst-1, w)
@@ -34,7 +35,7 @@ func TestThrottle(t *testing.T) {
 				t.Errorf("after the burst: wait %v, want (0, 30s]", w)
 			}
 		}},
-		{"the wait refills one attempt", func(t *testing.T, th *auth.Throttle, c *clock) {
+		{"the wait refills one attempt", func(t *testing.T, th *auth.Throttle, c *authtest.Clock) {
 			fail(th, "alice", "ip1", cfg.PerUserBurst)
 			w := th.Check("alice", "ip1")
 			c.Advance(w - time.Second)
@@ -50,13 +51,13 @@ func TestThrottle(t *testing.T) {
 				t.Error("the one refilled attempt was not used up by a failure")
 			}
 		}},
-		{"another address is not slowed down", func(t *testing.T, th *auth.Throttle, c *clock) {
+		{"another address is not slowed down", func(t *testing.T, th *auth.Throttle, c *authtest.Clock) {
 			fail(th, "alice", "ip1", 10)
 			if w := th.Check("alice", "ip2"); w != 0 {
 				t.Errorf("alice from ip2: wait %v, want 0 (no lock-out from elsewhere)", w)
 			}
 		}},
-		{"other names from the address until the per-IP limit", func(t *testing.T, th *auth.Throttle, c *clock) {
+		{"other names from the address until the per-IP limit", func(t *testing.T, th *auth.Throttle, c *authtest.Clock) {
 			fail(th, "alice", "ip1", cfg.PerUserBurst)
 			if w := th.Check("bob", "ip1"); w != 0 {
 				t.Fatalf("bob from ip1 with alice throttled: wait %v, want 0", w)
@@ -69,7 +70,7 @@ func TestThrottle(t *testing.T) {
 				t.Errorf("carol from ip2: wait %v, want 0", w)
 			}
 		}},
-		{"success forgets only that name from that address", func(t *testing.T, th *auth.Throttle, c *clock) {
+		{"success forgets only that name from that address", func(t *testing.T, th *auth.Throttle, c *authtest.Clock) {
 			fail(th, "alice", "ip1", cfg.PerUserBurst)
 			fail(th, "alice", "ip2", cfg.PerUserBurst)
 			th.Succeed("alice", "ip1")
@@ -85,7 +86,7 @@ func TestThrottle(t *testing.T) {
 				t.Error("a success reset the per-IP count of its address")
 			}
 		}},
-		{"defaults", func(t *testing.T, _ *auth.Throttle, c *clock) {
+		{"defaults", func(t *testing.T, _ *auth.Throttle, c *authtest.Clock) {
 			th := auth.NewThrottle(auth.ThrottleConfig{}, c.Now)
 			fail(th, "alice", "ip1", 5)
 			if w := th.Check("alice", "ip1"); w <= 0 {
