@@ -229,6 +229,18 @@ func latencyFigures(h quantiles) string {
 	return fmt.Sprintf("p50 %s, p99 %s, p999 %s", ms(h.quantile(0.5)), ms(h.quantile(0.99)), ms(h.quantile(0.999)))
 }
 
+// withLatency adds the p50, p99 and p999 of h, in milliseconds, to a row's figures.
+func withLatency(h quantiles, figures map[string]float64) map[string]float64 {
+	figures["p50_ms"], figures["p99_ms"], figures["p999_ms"] = msf(h.quantile(.5)), msf(h.quantile(.99)), msf(h.quantile(.999))
+	return figures
+}
+
+// cpuFigures says the last step's CPU per delivery on both sides and adds it to figures.
+func (l *roomLoad) cpuFigures(figures map[string]float64) string {
+	figures["server_cpu_us_per_delivery"], figures["load_cpu_us_per_delivery"] = us(l.cpuPerDelivery), us(l.loadCPUPerDelivery)
+	return fmt.Sprintf("CPU per delivery %.1f µs server, %.1f µs load generator", us(l.cpuPerDelivery), us(l.loadCPUPerDelivery))
+}
+
 // fanoutScenario: the loopback floor of the 20×100 shape, then 20 rooms × 100 members at 500
 // publishes/s, then 100 rooms × 100 members with the publish rate swept up until the server
 // saturates.
@@ -242,7 +254,7 @@ func fanoutScenario(ctx context.Context, e *env) error {
 		Result: fmt.Sprintf("plain TCP, no WebSocket, JSON or storage, both ends in one process: %.0f deliveries/s: %s; CPU %.1f µs per delivery",
 			floorRate, latencyFigures(floorLat), us(floorCPU)),
 		Target:  "none: what this machine allows the fan-out shape",
-		Figures: map[string]float64{"deliveries_per_s": floorRate, "p50_ms": msf(floorLat.quantile(.5)), "p99_ms": msf(floorLat.quantile(.99)), "p999_ms": msf(floorLat.quantile(.999)), "cpu_us_per_delivery": us(floorCPU)},
+		Figures: withLatency(floorLat, map[string]float64{"deliveries_per_s": floorRate, "cpu_us_per_delivery": us(floorCPU)}),
 	})
 	srv, err := startServer(ctx, e.Binary)
 	if err != nil {
@@ -259,11 +271,12 @@ func fanoutScenario(ctx context.Context, e *env) error {
 	}
 	rate, h := small.step(ctx, 500, 2*time.Second, 2*time.Second, 5)
 	small.close()
+	figures := withLatency(h, map[string]float64{"deliveries_per_s": rate})
 	e.add(Row{
 		Scenario: "fan-out 20×100",
-		Result:   fmt.Sprintf("500 publishes/s → %.0f deliveries/s: %s (%s); CPU per delivery %.1f µs server, %.1f µs load generator", rate, latencyFigures(h), h, us(small.cpuPerDelivery), us(small.loadCPUPerDelivery)),
+		Result:   fmt.Sprintf("500 publishes/s → %.0f deliveries/s: %s (%s); %s", rate, latencyFigures(h), h, small.cpuFigures(figures)),
 		Target:   "beat 3.1 ms p50, 21.7 ms p99 at 49 600/s",
-		Figures:  map[string]float64{"deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999)), "server_cpu_us_per_delivery": us(small.cpuPerDelivery), "load_cpu_us_per_delivery": us(small.loadCPUPerDelivery)},
+		Figures:  figures,
 	})
 	big, err := newRoomLoad(ctx, e, srv, "big", 100, 100, tokens)
 	if err != nil {
@@ -273,11 +286,12 @@ func fanoutScenario(ctx context.Context, e *env) error {
 	for _, publishes := range []float64{500, 1000, 1500, 2000, 3000} {
 		rate, h := big.step(ctx, publishes, 2*time.Second, 1600*time.Millisecond, 5)
 		offered := publishes * 100
+		figures := withLatency(h, map[string]float64{"offered_per_s": offered, "deliveries_per_s": rate})
 		e.add(Row{
 			Scenario: fmt.Sprintf("fan-out 100×100 @%.0f/s", publishes),
-			Result:   fmt.Sprintf("offered %.0f, delivered %.0f deliveries/s: %s (%s); CPU per delivery %.1f µs server, %.1f µs load generator", offered, rate, latencyFigures(h), h, us(big.cpuPerDelivery), us(big.loadCPUPerDelivery)),
+			Result:   fmt.Sprintf("offered %.0f, delivered %.0f deliveries/s: %s (%s); %s", offered, rate, latencyFigures(h), h, big.cpuFigures(figures)),
 			Target:   "p99 ≤ 20 ms at 50 000/s; ≥ 100 000/s with p99 ≤ 50 ms",
-			Figures:  map[string]float64{"offered_per_s": offered, "deliveries_per_s": rate, "p50_ms": msf(h.quantile(.5)), "p99_ms": msf(h.quantile(.99)), "p999_ms": msf(h.quantile(.999)), "server_cpu_us_per_delivery": us(big.cpuPerDelivery), "load_cpu_us_per_delivery": us(big.loadCPUPerDelivery)},
+			Figures:  figures,
 		})
 		if rate < 0.9*offered || h.quantile(0.99) > time.Second {
 			break // saturated
