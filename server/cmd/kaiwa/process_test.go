@@ -198,7 +198,12 @@ func sendLoop(ctx context.Context, base, user, token, room, prefix string, retry
 		b, _ := json.Marshal(v)
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		return ws.Write(wctx, websocket.MessageText, b)
+		err := ws.Write(wctx, websocket.MessageText, b)
+		if ctx.Err() != nil {
+			// The caller stopped the loop; a write cut short by that is not a failure.
+			return nil
+		}
+		return err
 	}
 	if err := write(proto.Join{Type: proto.TypeJoin, Room: room}); err != nil {
 		return err
