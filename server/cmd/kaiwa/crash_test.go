@@ -53,7 +53,8 @@ func TestCrashSafety(t *testing.T) {
 				errs <- sendLoop(ctx, p.base, users[i], tokens[i], store.DefaultRoom, fmt.Sprintf("r%d", round), retry, log)
 			}()
 		}
-		time.Sleep(150*time.Millisecond + rand.N(500*time.Millisecond))
+		log.waitFor(t, len(log.snapshot())+1)
+		time.Sleep(rand.N(500 * time.Millisecond))
 		p.kill()
 		wg.Wait()
 		cancel()

@@ -158,6 +158,18 @@ func (l *ackLog) snapshot() map[string]uint64 {
 	return m
 }
 
+// waitFor waits until at least n acks are recorded, for as long as a slow machine may need.
+func (l *ackLog) waitFor(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(l.snapshot()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d acks after 30 s, want %d", len(l.snapshot()), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // sendLoop opens a socket as user, joins room, first resends the ids in retry, then sends new
 // ones (prefix-N) at the server's rate limit, recording acks, until ctx ends or the socket dies.
 func sendLoop(ctx context.Context, base, user, token, room, prefix string, retry []string, log *ackLog) error {
@@ -198,12 +210,7 @@ func sendLoop(ctx context.Context, base, user, token, room, prefix string, retry
 		b, _ := json.Marshal(v)
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		err := ws.Write(wctx, websocket.MessageText, b)
-		if ctx.Err() != nil {
-			// The caller stopped the loop; a write cut short by that is not a failure.
-			return nil
-		}
-		return err
+		return stopped(ctx, ws.Write(wctx, websocket.MessageText, b))
 	}
 	if err := write(proto.Join{Type: proto.TypeJoin, Room: room}); err != nil {
 		return err
@@ -211,7 +218,7 @@ func sendLoop(ctx context.Context, base, user, token, room, prefix string, retry
 	select {
 	case <-joined:
 	case err := <-readErr:
-		return err
+		return stopped(ctx, err)
 	case <-ctx.Done():
 		return nil
 	}
@@ -230,11 +237,20 @@ func sendLoop(ctx context.Context, base, user, token, room, prefix string, retry
 		select {
 		case <-tick.C:
 		case err := <-readErr:
-			return err
+			return stopped(ctx, err)
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// stopped is err unless the caller has stopped the loop: a write cut short by the stop, or the
+// read failing on the socket that write closed, is not a failure.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // verifyHistory opens the database file and checks it: consistent, seqs 1..last without a gap

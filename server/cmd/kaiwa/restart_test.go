@@ -62,7 +62,9 @@ func TestRestartUnderLoad(t *testing.T) {
 	ln.Close()
 	p := startKaiwa(t, db, "-addr", addr)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// No overall timeout: registrations on a loaded machine may take long, and the wait for the
+	// catch-up below has its own bound.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var clients []*chatClient
 	for i := range users {
@@ -121,7 +123,7 @@ func TestRestartUnderLoad(t *testing.T) {
 
 	// Every send gets its ack, every client catches up with every room.
 	lastSeq := map[string]uint64{}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		pending := 0
 		for _, c := range clients {
@@ -147,7 +149,7 @@ func TestRestartUnderLoad(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("clients did not catch up within 30 s of the restart (%d sends pending)", pending)
+			t.Fatalf("clients did not catch up within 60 s of the restart (%d sends pending)", pending)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
