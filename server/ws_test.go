@@ -186,7 +186,7 @@ func TestWebSocketHandshake(t *testing.T) {
 	}{
 		{"missing token", "", proto.CloseUnauthorized},
 		{"garbage token", "not-a-jwt", proto.CloseUnauthorized},
-		{"tampered token", tb.AccessToken[:len(tb.AccessToken)-2] + "xx", proto.CloseUnauthorized},
+		{"tampered token", tampered(tb.AccessToken), proto.CloseUnauthorized},
 	} {
 		t.Run(tc.name+" closes "+fmt.Sprint(tc.code), func(t *testing.T) {
 			protos := []string{proto.Subprotocol}
@@ -207,8 +207,20 @@ func TestWebSocketHandshake(t *testing.T) {
 	}
 }
 
+// tampered changes one character inside the token's signature. Not the last one: of its six
+// bits only the first four are signature bytes, so some changes there decode to the same bytes.
+func tampered(token string) string {
+	i := len(token) - 10
+	c := byte('A')
+	if token[i] == c {
+		c = 'B'
+	}
+	return token[:i] + string(c) + token[i+1:]
+}
+
 func TestWebSocketExpiryAndRevocation(t *testing.T) {
-	ts := newTestServer(t, server.Config{AccessTTL: 2 * time.Second})
+	// 3 s tokens: valid 2–3 s (exp is in whole seconds), time enough to connect on a slow machine.
+	ts := newTestServer(t, server.Config{AccessTTL: 3 * time.Second})
 	t.Run("open socket closed 4001 after exp", func(t *testing.T) {
 		tb := ts.register(t, "bob")
 		s := ts.connect(t, tb.AccessToken)
@@ -230,6 +242,8 @@ func TestWebSocketExpiryAndRevocation(t *testing.T) {
 		}
 	})
 	t.Run("logout closes the session's sockets 4003", func(t *testing.T) {
+		// Tokens of the default lifetime: a token that expired first would close 4001.
+		ts := newTestServer(t, server.Config{})
 		api := client.NewAPI(ts.URL, nil)
 		tb, err := api.Register(context.Background(), "dave", "password-dave")
 		if err != nil {
