@@ -45,9 +45,8 @@ func TestBrowserTwoTabs(t *testing.T) {
 		waitJS(t, b, who+" shows every message", `document.querySelectorAll('[role="log"] [data-seq]').length >= `+strconv.Itoa(sent)+
 			` && !document.querySelector('[role="log"] [data-pending]')`, 30*time.Second)
 		checkOnce(t, who, shown(t, b), sent)
-		if state := eval[string](t, b, statusState); state != "connected" {
-			t.Errorf("%s: status %q after the rotations, want connected", who, state)
-		}
+		// A socket may be between tokens at any one instant; it must come back to connected.
+		waitJS(t, b, who+" connected after the rotations", connected, 15*time.Second)
 		if n := eval[int](t, b, `document.querySelectorAll('input[name="password"]').length`); n != 0 {
 			t.Errorf("%s: shows a password field: the session was lost", who)
 		}
