@@ -87,10 +87,10 @@ func loopbackFloor(ctx context.Context, groups, members int, publishes float64, 
 	}()
 	time.Sleep(warm)
 	lat.reset()
-	before, cpuBefore := delivered.Load(), selfCPU()
+	before, meter := delivered.Load(), startCPU(selfCPU)
 	time.Sleep(measure)
 	got := delivered.Load() - before
-	cpu := (selfCPU() - cpuBefore) / time.Duration(max(got, 1))
+	cpu := meter.perEvent(got)
 	snapshot := lat.clone()
 	cancel()
 	writing.Wait()

@@ -123,14 +123,15 @@ func (s *server) stop() {
 	os.RemoveAll(s.dir)
 }
 
-// cpu is the CPU time the server process has used so far (user + system), from /proc (Linux).
-func (s *server) cpu() time.Duration {
+// cpu is the CPU time the server process has used so far (user + system), from /proc (Linux),
+// and whether it could be read.
+func (s *server) cpu() (time.Duration, bool) {
 	if s == nil || s.cmd == nil {
-		return 0
+		return 0, false
 	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	// Fields after the command name, which is in parentheses and may hold spaces.
 	text := string(data)
@@ -139,10 +140,52 @@ func (s *server) cpu() time.Duration {
 	}
 	fields := strings.Fields(text)
 	if len(fields) < 13 {
-		return 0
+		return 0, false
 	}
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const clockTicks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / clockTicks
+	return time.Duration(utime+stime) * time.Second / clockTicks, true
+}
+
+// cpuMeter measures the CPU time one side spends between its creation and perEvent; read is
+// the side's CPU clock (server.cpu or selfCPU).
+type cpuMeter struct {
+	read   func() (time.Duration, bool)
+	before time.Duration
+	ok     bool
+}
+
+func startCPU(read func() (time.Duration, bool)) cpuMeter {
+	before, ok := read()
+	return cpuMeter{read: read, before: before, ok: ok}
+}
+
+// perEvent is the CPU time spent since the start divided by n, or notMeasured when the clock
+// cannot be read on this system.
+func (m cpuMeter) perEvent(n int64) time.Duration {
+	now, ok := m.read()
+	if !m.ok || !ok {
+		return notMeasured
+	}
+	return (now - m.before) / time.Duration(max(n, 1))
+}
+
+// notMeasured stands for a CPU figure this system cannot give (no /proc or getrusage).
+const notMeasured time.Duration = -1
+
+// cpuText says a CPU time per event in microseconds, or that it was not measured.
+func cpuText(d time.Duration) string {
+	if d == notMeasured {
+		return "not measured"
+	}
+	return fmt.Sprintf("%.1f µs", us(d))
+}
+
+// addCPU adds a CPU figure under key, in microseconds, when it was measured.
+func addCPU(figures map[string]float64, key string, d time.Duration) map[string]float64 {
+	if d != notMeasured {
+		figures[key] = us(d)
+	}
+	return figures
 }

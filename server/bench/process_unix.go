@@ -21,11 +21,12 @@ func raiseFileLimit() (uint64, error) {
 	return lim.Cur, nil
 }
 
-// selfCPU is the CPU time the bench process (the load generator) has used so far.
-func selfCPU() time.Duration {
+// selfCPU is the CPU time the bench process (the load generator) has used so far, and whether
+// it could be read.
+func selfCPU() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, false
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }

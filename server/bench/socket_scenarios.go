@@ -210,7 +210,7 @@ func (l *roomLoad) step(ctx context.Context, rate float64, warm, window time.Dur
 	go l.publish(ctx, rate)
 	time.Sleep(warm)
 	before := l.delivered.Load()
-	cpuBefore, loadBefore := l.srv.cpu(), selfCPU()
+	serverCPU, loadCPU := startCPU(l.srv.cpu), startCPU(selfCPU)
 	lat := make(windows, n)
 	for i := range lat {
 		l.lat.reset()
@@ -218,8 +218,7 @@ func (l *roomLoad) step(ctx context.Context, rate float64, warm, window time.Dur
 		lat[i] = l.lat.clone()
 	}
 	got := l.delivered.Load() - before
-	l.cpuPerDelivery = (l.srv.cpu() - cpuBefore) / time.Duration(max(got, 1))
-	l.loadCPUPerDelivery = (selfCPU() - loadBefore) / time.Duration(max(got, 1))
+	l.cpuPerDelivery, l.loadCPUPerDelivery = serverCPU.perEvent(got), loadCPU.perEvent(got)
 	cancel()
 	time.Sleep(500 * time.Millisecond) // let the last sends drain before the next step
 	return float64(got) / (window * time.Duration(n)).Seconds(), lat
@@ -237,8 +236,9 @@ func withLatency(h quantiles, figures map[string]float64) map[string]float64 {
 
 // cpuFigures says the last step's CPU per delivery on both sides and adds it to figures.
 func (l *roomLoad) cpuFigures(figures map[string]float64) string {
-	figures["server_cpu_us_per_delivery"], figures["load_cpu_us_per_delivery"] = us(l.cpuPerDelivery), us(l.loadCPUPerDelivery)
-	return fmt.Sprintf("CPU per delivery %.1f µs server, %.1f µs load generator", us(l.cpuPerDelivery), us(l.loadCPUPerDelivery))
+	addCPU(figures, "server_cpu_us_per_delivery", l.cpuPerDelivery)
+	addCPU(figures, "load_cpu_us_per_delivery", l.loadCPUPerDelivery)
+	return fmt.Sprintf("CPU per delivery %s server, %s load generator", cpuText(l.cpuPerDelivery), cpuText(l.loadCPUPerDelivery))
 }
 
 // fanoutScenario: the loopback floor of the 20×100 shape, then 20 rooms × 100 members at 500
@@ -251,10 +251,10 @@ func fanoutScenario(ctx context.Context, e *env) error {
 	}
 	e.add(Row{
 		Scenario: "loopback floor 20×100",
-		Result: fmt.Sprintf("plain TCP, no WebSocket, JSON or storage, both ends in one process: %.0f deliveries/s: %s; CPU %.1f µs per delivery",
-			floorRate, latencyFigures(floorLat), us(floorCPU)),
+		Result: fmt.Sprintf("plain TCP, no WebSocket, JSON or storage, both ends in one process: %.0f deliveries/s: %s; CPU %s per delivery",
+			floorRate, latencyFigures(floorLat), cpuText(floorCPU)),
 		Target:  "none: what this machine allows the fan-out shape",
-		Figures: withLatency(floorLat, map[string]float64{"deliveries_per_s": floorRate, "cpu_us_per_delivery": us(floorCPU)}),
+		Figures: withLatency(floorLat, addCPU(map[string]float64{"deliveries_per_s": floorRate}, "cpu_us_per_delivery", floorCPU)),
 	})
 	srv, err := startServer(ctx, e.Binary)
 	if err != nil {
