@@ -215,10 +215,22 @@ func (a *Auth) Refresh(ctx context.Context, refresh string) (Grant, error) {
 	if !ok {
 		return Grant{}, ErrUnauthorized
 	}
+	// Everything the answer needs is read before the rotation is committed: once it is, the
+	// client must get the new token, or its next refresh presents one rotated away.
+	stored, err := a.st.Session(sid)
+	if errors.Is(err, store.ErrNotFound) {
+		return Grant{}, ErrUnauthorized
+	} else if err != nil {
+		return Grant{}, err
+	}
+	u, err := a.st.UserByID(stored.UserID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("auth: refresh: %w", err)
+	}
 	now := a.cfg.Now()
 	h := hashSecret(secret)
 	newSecret := randomID(32)
-	sess, err := a.st.UpdateSession(sid, func(s *store.Session) error {
+	_, err = a.st.UpdateSession(sid, func(s *store.Session) error {
 		if s.Revoked || now.After(s.ExpiresAt) {
 			return ErrUnauthorized
 		}
@@ -250,10 +262,6 @@ func (a *Auth) Refresh(ctx context.Context, refresh string) (Grant, error) {
 		return Grant{}, ErrUnauthorized
 	case err != nil:
 		return Grant{}, err
-	}
-	u, err := a.st.UserByID(sess.UserID)
-	if err != nil {
-		return Grant{}, fmt.Errorf("auth: refresh: %w", err)
 	}
 	return a.grant(u, sid, sid+"."+newSecret, now)
 }
