@@ -69,13 +69,20 @@ func (k *restartable) serve(l net.Listener, accessTTL time.Duration) {
 	go k.hs.Serve(l)
 }
 
-// stop closes every socket, the listener and the database, as a killed server would leave them.
+// stop closes every socket, the listener and the database, as `kaiwa serve` does on SIGTERM:
+// requests in flight are answered first. (Cutting one off could lose a refresh's answer after
+// its rotation is stored; presented again after the 10 s grace, the old token would then revoke
+// the session, as SPEC requires, and the test would see a sign-out it did not cause.)
 func (k *restartable) stop() {
 	if k.hs == nil {
 		return
 	}
 	k.srv.Close()
-	k.hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := k.hs.Shutdown(ctx); err != nil {
+		k.hs.Close()
+	}
 	k.st.Close()
 	k.hs = nil
 }
