@@ -58,6 +58,10 @@ type Auth struct {
 	OnRevoke func(sessionIDs ...string)
 }
 
+// DefaultHashConcurrency is the number of argon2id hashes that run at once unless
+// Config.HashConcurrency says otherwise: half the CPUs, at least one.
+func DefaultHashConcurrency() int { return max(1, runtime.NumCPU()/2) }
+
 // New returns an Auth over the store, signing with the store's key.
 func New(st *store.Store, cfg Config) (*Auth, error) {
 	if cfg.AccessTTL <= 0 {
@@ -67,7 +71,7 @@ func New(st *store.Store, cfg Config) (*Auth, error) {
 		cfg.RefreshTTL = 720 * time.Hour
 	}
 	if cfg.HashConcurrency <= 0 {
-		cfg.HashConcurrency = runtime.NumCPU() / 2
+		cfg.HashConcurrency = DefaultHashConcurrency()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

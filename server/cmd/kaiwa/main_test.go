@@ -14,7 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -287,9 +289,12 @@ func TestServe(t *testing.T) {
 		env  []string
 		args []string
 		ttl  time.Duration
+		// procs is the GOMAXPROCS the server should run with; 0: one more than this test's
+		// per hashing slot (when the test's own GOMAXPROCS is not set from outside).
+		procs int
 	}{
-		{"env twin applies", []string{"KAIWA_ACCESS_TTL=7s", "KAIWA_REGISTRATION=open"}, nil, 7 * time.Second},
-		{"flag wins over its twin", []string{"KAIWA_ACCESS_TTL=7s"}, []string{"-access-ttl", "5s"}, 5 * time.Second},
+		{"env twin applies", []string{"KAIWA_ACCESS_TTL=7s", "KAIWA_REGISTRATION=open"}, nil, 7 * time.Second, 0},
+		{"flag wins over its twin", []string{"KAIWA_ACCESS_TTL=7s", "GOMAXPROCS=1"}, []string{"-access-ttl", "5s"}, 5 * time.Second, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -340,6 +345,14 @@ func TestServe(t *testing.T) {
 			if got := claims.ExpiresAt.Sub(claims.IssuedAt.Time); got != tc.ttl {
 				t.Errorf("access TTL %v, want %v", got, tc.ttl)
 			}
+			if want := tc.procs; want != 0 || os.Getenv("GOMAXPROCS") == "" {
+				if want == 0 {
+					want = runtime.GOMAXPROCS(0) + auth.DefaultHashConcurrency()
+				}
+				if got := gomaxprocs(t, base); got != want {
+					t.Errorf("server GOMAXPROCS %d, want %d", got, want)
+				}
+			}
 
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
@@ -350,6 +363,28 @@ func TestServe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gomaxprocs reads the server's GOMAXPROCS from its /metrics.
+func gomaxprocs(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "go_sched_gomaxprocs_threads "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("go_sched_gomaxprocs_threads %q", v)
+			}
+			return n
+		}
+	}
+	t.Fatal("/metrics has no go_sched_gomaxprocs_threads")
+	return 0
 }
 
 // waitForLog reads log lines until one has the message msg, and returns it.

@@ -9,12 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"kaiwa/server"
+	"kaiwa/server/auth"
 	"kaiwa/server/store"
 )
 
@@ -56,6 +59,7 @@ func serve(args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: -access-ttl and -refresh-ttl must be at least 1s, -ip-conn-limit at least 0", errUsage)
 	}
 	log := newLogger(*logFormat, stderr)
+	hashProcessors()
 
 	st, err := openChecked(*dbPath, *check, log)
 	if err != nil {
@@ -157,4 +161,15 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// hashProcessors gives the Go scheduler one processor more per argon2id hashing slot, unless
+// GOMAXPROCS is set. A hash holds a processor for its whole run on its own low-priority thread:
+// without the extra one, chat work had one processor fewer than the cores during every login,
+// whatever the thread's priority. With it, chat keeps a processor per core and the kernel, which
+// prefers chat's threads to the hash's, decides who runs.
+func hashProcessors() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + auth.DefaultHashConcurrency())
+	}
 }
