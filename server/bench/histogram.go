@@ -70,6 +70,18 @@ func (h *histogram) clone() *histogram {
 	return c
 }
 
+// windows measures n windows of time of the given length, one after the other: each starts
+// from an empty h and ends with a copy of it.
+func (h *histogram) windows(window time.Duration, n int) windows {
+	w := make(windows, n)
+	for i := range w {
+		h.reset()
+		time.Sleep(window)
+		w[i] = h.clone()
+	}
+	return w
+}
+
 func (h *histogram) reset() {
 	for i := range h.counts {
 		h.counts[i].Store(0)

@@ -44,3 +44,30 @@ func TestWindowsTakeTheMedian(t *testing.T) {
 		t.Fatalf("String() = %q", s)
 	}
 }
+
+func TestWindowsMeasureOneAfterAnother(t *testing.T) {
+	var h histogram
+	h.record(time.Second) // before the first window: not counted
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				h.record(time.Millisecond)
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	w := h.windows(50*time.Millisecond, 3)
+	if len(w) != 3 {
+		t.Fatalf("%d windows, want 3", len(w))
+	}
+	for i, win := range w {
+		if win.count() == 0 || win.quantile(1) >= time.Second {
+			t.Errorf("window %d: %d records, max %v: want only the ones made during it", i, win.count(), win.quantile(1))
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -30,5 +31,34 @@ func TestCPUFiguresSayWhenNotMeasured(t *testing.T) {
 
 	if _, ok := selfCPU(); !ok && runtime.GOOS == "linux" {
 		t.Error("selfCPU cannot read this process's CPU time on Linux")
+	}
+}
+
+// TestAtRandomPhaseSpreadsCallers: callers started together first call at points spread over
+// the period, not at the same instant.
+func TestAtRandomPhaseSpreadsCallers(t *testing.T) {
+	const callers, period = 50, 500 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	first := make(chan time.Duration, callers)
+	for range callers {
+		go func() {
+			called := false
+			atRandomPhase(ctx, period, func() {
+				if !called {
+					called = true
+					first <- time.Since(start)
+				}
+			})
+		}()
+	}
+	lo, hi := time.Hour, time.Duration(0)
+	for range callers {
+		d := <-first
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo < period/4 {
+		t.Fatalf("first calls between %v and %v: not spread over the %v period", lo, hi, period)
 	}
 }

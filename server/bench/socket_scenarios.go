@@ -201,6 +201,27 @@ func paced(ctx context.Context, rate float64, f func(i int) bool) {
 	}
 }
 
+// atRandomPhase calls f every period until ctx ends, the first time at a random point of the
+// first period: callers started together spread evenly over the period instead of calling at
+// the same instants (a ticker made before a random wait would keep their common phase).
+func atRandomPhase(ctx context.Context, period time.Duration, f func()) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(rand.N(period)):
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		f()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // step publishes at rate for warm, then measures n windows of the given length, and returns
 // the deliveries/s over all windows and their latencies. l.cpuPerDelivery and
 // l.loadCPUPerDelivery are set for the measured part.
@@ -211,12 +232,7 @@ func (l *roomLoad) step(ctx context.Context, rate float64, warm, window time.Dur
 	time.Sleep(warm)
 	before := l.delivered.Load()
 	serverCPU, loadCPU := startCPU(l.srv.cpu), startCPU(selfCPU)
-	lat := make(windows, n)
-	for i := range lat {
-		l.lat.reset()
-		time.Sleep(window)
-		lat[i] = l.lat.clone()
-	}
+	lat := l.lat.windows(window, n)
 	got := l.delivered.Load() - before
 	l.cpuPerDelivery, l.loadCPUPerDelivery = serverCPU.perEvent(got), loadCPU.perEvent(got)
 	cancel()
@@ -357,8 +373,8 @@ func durableScenario(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	// Senders pace themselves (a ticker each, started at a random phase) at the target rate,
-	// then 20 % above it; each step is measured in windows, as the fan-out steps are.
+	// Senders pace themselves at a random phase each, at the target rate, then 20 % above it;
+	// each step is measured in windows, as the fan-out steps are.
 	step := func(rate float64) (float64, windows) {
 		runCtx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
@@ -367,29 +383,16 @@ func durableScenario(ctx context.Context, e *env) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				time.Sleep(rand.N(every))
-				tick := time.NewTicker(every)
-				defer tick.Stop()
-				for {
-					select {
-					case <-runCtx.Done():
-						return
-					case <-tick.C:
-						id := strconv.FormatInt(time.Now().UnixNano(), 36)
-						m.send(runCtx, proto.Send{Type: proto.TypeSend, Room: "dur" + strconv.Itoa(i%rooms), ID: id, Text: "durable"})
-					}
-				}
+				atRandomPhase(runCtx, every, func() {
+					id := strconv.FormatInt(time.Now().UnixNano(), 36)
+					m.send(runCtx, proto.Send{Type: proto.TypeSend, Room: "dur" + strconv.Itoa(i%rooms), ID: id, Text: "durable"})
+				})
 			}()
 		}
 		time.Sleep(2 * time.Second)
 		const window, n = 2 * time.Second, 5
 		before := acked.Load()
-		lat := make(windows, n)
-		for i := range lat {
-			ackLat.reset()
-			time.Sleep(window)
-			lat[i] = ackLat.clone()
-		}
+		lat := ackLat.windows(window, n)
 		rate = float64(acked.Load()-before) / (window * n).Seconds()
 		cancel()
 		wg.Wait()

@@ -244,17 +244,9 @@ func soakScenario(ctx context.Context, e *env) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			time.Sleep(time.Duration(rand.Int64N(int64(10 * time.Second))))
-			tick := time.NewTicker(10 * time.Second)
-			defer tick.Stop()
-			for {
-				select {
-				case <-sendCtx.Done():
-					return
-				case <-tick.C:
-					s.sess.Send(s.room, "soak "+strconv.FormatInt(sent.Add(1), 10))
-				}
-			}
+			atRandomPhase(sendCtx, 10*time.Second, func() {
+				s.sess.Send(s.room, "soak "+strconv.FormatInt(sent.Add(1), 10))
+			})
 		}()
 	}
 	wg.Wait()
