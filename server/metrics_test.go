@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -48,14 +49,27 @@ func scrape(t *testing.T, baseURL string) map[string]float64 {
 // after the frame that a test waits for.
 func waitMetric(t *testing.T, baseURL, series string, want float64) {
 	t.Helper()
+	waitMetricTo(t, baseURL, series, fmt.Sprint(want), func(got float64) bool { return got == want })
+}
+
+// waitMetricAtLeast waits until the series is present with a value of at least least.
+func waitMetricAtLeast(t *testing.T, baseURL, series string, least float64) {
+	t.Helper()
+	waitMetricTo(t, baseURL, series, fmt.Sprint("at least ", least), func(got float64) bool { return got >= least })
+}
+
+// waitMetricTo waits up to 5 s for the series to be present with a value that satisfies ok,
+// described by want.
+func waitMetricTo(t *testing.T, baseURL, series, want string, ok func(float64) bool) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got, ok := scrape(t, baseURL)[series]
-		if ok && got == want {
+		got, present := scrape(t, baseURL)[series]
+		if present && ok(got) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v (present %t), want %v", series, got, ok, want)
+			t.Fatalf("%s = %v (present %t), want %s", series, got, present, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
