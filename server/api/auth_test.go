@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"kaiwa/server/api"
 	"kaiwa/server/auth"
 	"kaiwa/server/auth/authtest"
+	"kaiwa/server/hub"
 	"kaiwa/shared/proto"
 )
 
@@ -29,10 +31,16 @@ func newAPIServer(t *testing.T, now func() time.Time, throttle auth.ThrottleConf
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := slog.New(slog.DiscardHandler)
+	h := hub.New(hub.Config{}, st, a, log)
+	a.OnRevoke = h.Revoke
 	mux := http.NewServeMux()
-	api.New(api.Config{Registration: true, SecureCookies: "auto"}, st, a, auth.NewThrottle(throttle, now), slog.New(slog.DiscardHandler)).Register(mux)
+	api.New(api.Config{Registration: true, SecureCookies: "auto", Hub: h}, st, a, auth.NewThrottle(throttle, now), log).Register(mux)
 	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		ts.Close()
+		h.Close(context.Background())
+	})
 	return &testServer{Server: ts, st: st}
 }
 

@@ -10,21 +10,34 @@ import (
 
 // Session is a refresh session: one sign-in on one device. Its refresh tokens are kept only as
 // hashes. Current holds the hashes that may be used now; Rotated those already traded for a
-// successor, with when, so that reuse can be told from a race between tabs.
+// successor, with when, so that reuse can be told from a race between tabs; Last the token
+// rotated away most recently, so that a lost answer can be told from reuse.
 type Session struct {
-	ID        string       `json:"id"`
-	UserID    string       `json:"user_id"`
-	CreatedAt time.Time    `json:"created_at"`
-	ExpiresAt time.Time    `json:"expires_at"` // sliding: moved on each refresh
-	Revoked   bool         `json:"revoked,omitempty"`
-	Current   [][]byte     `json:"current"`
-	Rotated   []RotatedKey `json:"rotated,omitempty"`
+	ID        string        `json:"id"`
+	UserID    string        `json:"user_id"`
+	CreatedAt time.Time     `json:"created_at"`
+	ExpiresAt time.Time     `json:"expires_at"` // sliding: moved on each refresh
+	Revoked   bool          `json:"revoked,omitempty"`
+	Current   [][]byte      `json:"current"`
+	Rotated   []RotatedKey  `json:"rotated,omitempty"`
+	Last      *LastRotation `json:"last,omitempty"` // nil in sessions stored before it existed
 }
 
-// RotatedKey is the hash of a refresh token that was rotated away at At.
+// RotatedKey is the hash of a refresh token that was rotated away at At. A voided token was
+// handed out but never used, and replaced because its predecessor came back: it may never be
+// used.
 type RotatedKey struct {
-	Hash []byte    `json:"hash"`
-	At   time.Time `json:"at"`
+	Hash   []byte    `json:"hash"`
+	At     time.Time `json:"at"`
+	Voided bool      `json:"voided,omitempty"`
+}
+
+// LastRotation is the refresh token rotated away most recently (Hash, at At) and the tokens it
+// was traded for (Successors). Once a successor is used, it becomes the last rotation itself.
+type LastRotation struct {
+	Hash       []byte    `json:"hash"`
+	At         time.Time `json:"at"`
+	Successors [][]byte  `json:"successors"`
 }
 
 // CreateSession stores a new session. Concurrent session writes share commits (db.Batch): a
@@ -104,7 +117,7 @@ func (s *Store) RevokeUserSessions(userID string) ([]string, error) {
 			return err
 		}
 		for _, sess := range revoke {
-			sess.Revoked, sess.Current, sess.Rotated = true, nil, nil
+			sess.Revoked, sess.Current, sess.Rotated, sess.Last = true, nil, nil, nil
 			if err := putJSON(b, []byte(sess.ID), sess); err != nil {
 				return err
 			}

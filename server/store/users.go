@@ -16,6 +16,8 @@ type User struct {
 	Admin        bool      `json:"admin"`
 	PasswordHash string    `json:"password_hash"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Disabled users cannot sign in or refresh; an administrator disables and enables them.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // CreateUser stores a new user named name (already normalised) and returns it with its id.

@@ -1,0 +1,154 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"kaiwa/server/auth"
+	"kaiwa/server/auth/authtest"
+	"kaiwa/shared/proto"
+)
+
+// openSocket opens /ws with the access token and returns a channel that receives the socket's
+// close code once the server closes it. The first frame is read first when hello is set, so
+// the socket is known to be open and tracked by the server.
+func openSocket(t *testing.T, baseURL, token string, hello bool) <-chan websocket.StatusCode {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(baseURL, "http")+"/ws", &websocket.DialOptions{
+		Subprotocols: []string{proto.Subprotocol, proto.BearerProtocol + token},
+	})
+	if err != nil {
+		t.Fatalf("dial /ws: %v", err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	if hello {
+		_, data, err := ws.Read(ctx)
+		if err != nil || !strings.Contains(string(data), `"type":"hello"`) {
+			t.Fatalf("first frame %q, %v; want hello", data, err)
+		}
+	}
+	closed := make(chan websocket.StatusCode, 1)
+	go func() {
+		for {
+			if _, _, err := ws.Read(context.Background()); err != nil {
+				closed <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
+	return closed
+}
+
+// wantClosed fails unless the socket is closed with code within 30 s.
+func wantClosed(t *testing.T, closed <-chan websocket.StatusCode, code websocket.StatusCode) {
+	t.Helper()
+	select {
+	case got := <-closed:
+		if got != code {
+			t.Errorf("socket closed with %d, want %d", got, code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("socket not closed within 30 s, want %d", code)
+	}
+}
+
+// TestRefreshLostAnswer covers a refresh whose answer never reached the browser's cookie jar:
+// the token rotated away most recently still works while its successor has never been used.
+func TestRefreshLostAnswer(t *testing.T) {
+	t.Parallel()
+	clk := authtest.NewClock(time.Now())
+	ts := newAPIServer(t, clk.Now, auth.ThrottleConfig{})
+	refresh := func(t *testing.T, cookie string) response {
+		t.Helper()
+		return do(t, ts.URL, request{method: "POST", path: "/api/auth/refresh", cookie: cookie})
+	}
+	rotate := func(t *testing.T, cookie string) (string, proto.TokenBody) {
+		t.Helper()
+		resp := refresh(t, cookie)
+		var tb proto.TokenBody
+		decodeBody(t, resp, http.StatusOK, &tb)
+		return refreshCookie(t, resp).Value, tb
+	}
+	wantReuse := func(t *testing.T, cookie string) {
+		t.Helper()
+		resp := refresh(t, cookie)
+		wantError(t, resp, http.StatusUnauthorized, proto.CodeRefreshReused)
+		if c := refreshCookie(t, resp); c.MaxAge >= 0 {
+			t.Errorf("reuse answer cookie %s, want it cleared", c)
+		}
+	}
+
+	t.Run("the predecessor works an hour later while the successor is unused", func(t *testing.T) {
+		_, c0 := signup(t, ts.URL, "alice")
+		lost, _ := rotate(t, c0) // the answer never arrives
+		clk.Advance(time.Hour)
+		c1, _ := rotate(t, c0)
+		if c1 == lost {
+			t.Fatal("the replay got the lost token again")
+		}
+		clk.Advance(time.Hour) // lost again: still the most recent rotation, its successor unused
+		c2, tb := rotate(t, c0)
+		c3, _ := rotate(t, c2)
+		closed := openSocket(t, ts.URL, tb.AccessToken, true)
+		clk.Advance(auth.RefreshGrace + time.Second)
+		// c1 was voided by the second replay, never used: presenting it is theft.
+		wantReuse(t, c1)
+		wantClosed(t, closed, proto.CloseRevoked)
+		wantError(t, refresh(t, c3), http.StatusUnauthorized, proto.CodeUnauthorized)
+	})
+	t.Run("the voided successor counts as reuse at once", func(t *testing.T) {
+		_, c0 := signup(t, ts.URL, "bob")
+		lost, _ := rotate(t, c0)
+		clk.Advance(time.Minute)
+		c1, tb := rotate(t, c0)
+		closed := openSocket(t, ts.URL, tb.AccessToken, true)
+		wantReuse(t, lost)
+		wantClosed(t, closed, proto.CloseRevoked)
+		wantError(t, refresh(t, c1), http.StatusUnauthorized, proto.CodeUnauthorized)
+	})
+	t.Run("once the successor was used the predecessor is reuse", func(t *testing.T) {
+		_, c0 := signup(t, ts.URL, "carol")
+		c1, _ := rotate(t, c0)
+		c2, tb := rotate(t, c1) // c1 used
+		closed := openSocket(t, ts.URL, tb.AccessToken, true)
+		clk.Advance(auth.RefreshGrace + time.Second)
+		wantReuse(t, c0)
+		wantClosed(t, closed, proto.CloseRevoked)
+		wantError(t, refresh(t, c2), http.StatusUnauthorized, proto.CodeUnauthorized)
+	})
+	t.Run("an older token is reuse even while the newest is unused", func(t *testing.T) {
+		_, c0 := signup(t, ts.URL, "dave")
+		c1, _ := rotate(t, c0)
+		rotate(t, c1) // c1 is now the most recent rotation, c0 an older one
+		clk.Advance(time.Hour)
+		wantReuse(t, c0)
+	})
+	t.Run("within the grace a replay yields a sibling and the successor stays valid", func(t *testing.T) {
+		_, c0 := signup(t, ts.URL, "erin")
+		c1, _ := rotate(t, c0)
+		clk.Advance(auth.RefreshGrace / 2)
+		c2, _ := rotate(t, c0)
+		if c2 == c1 {
+			t.Fatal("the sibling is the successor itself")
+		}
+		c3, _ := rotate(t, c1)
+		rotate(t, c2)
+		rotate(t, c3)
+	})
+	t.Run("two replays at once after a lost answer both stay signed in", func(t *testing.T) {
+		_, c0 := signup(t, ts.URL, "frank")
+		rotate(t, c0) // lost
+		clk.Advance(time.Hour)
+		c1, _ := rotate(t, c0)
+		c2, _ := rotate(t, c0) // the same instant: the replay's own grace makes it a sibling
+		rotate(t, c1)
+		rotate(t, c2)
+	})
+}
