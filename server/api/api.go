@@ -159,7 +159,10 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	name, _ := proto.NormalizeUsername(creds.Username)
+	name, valid := proto.NormalizeUsername(creds.Username)
+	if !valid {
+		name = "" // a name that cannot exist is never hashed for, nor remembered
+	}
 	ip := auth.ClientIP(r)
 	if wait := a.throttle.Check(name, ip); wait > 0 {
 		a.cfg.Metrics.LoginThrottled.Inc()
@@ -168,9 +171,16 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := a.auth.Login(r.Context(), creds.Username, creds.Password)
-	if errors.Is(err, auth.ErrInvalidCredentials) {
+	switch {
+	case errors.Is(err, auth.ErrInvalidCredentials):
 		a.cfg.Metrics.LoginFailures.Inc()
-		a.throttle.Fail(name, ip)
+		if valid {
+			a.throttle.Fail(name, ip)
+		}
+	case err != nil && r.Context().Err() != nil:
+		// The client gave up while its password waited for a hash: not a failure, not a fault.
+		a.log.Info("login_abandoned", slog.String("ip", ip), slog.Any("err", err))
+		return
 	}
 	if err != nil {
 		a.writeError(w, r, err)

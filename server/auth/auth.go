@@ -149,9 +149,14 @@ func (a *Auth) Register(ctx context.Context, username, password string) (Grant, 
 }
 
 // Login checks a username and password. Unknown users and wrong passwords both give
-// ErrInvalidCredentials after the same work.
+// ErrInvalidCredentials after the same work; a username that cannot exist (not a valid name
+// once lowercased) gives it at once, without hashing: it tells nothing about who exists.
+// Disabled users give ErrInvalidCredentials too, after the work of a right password.
 func (a *Auth) Login(ctx context.Context, username, password string) (Grant, error) {
-	name, _ := proto.NormalizeUsername(username)
+	name, ok := proto.NormalizeUsername(username)
+	if !ok {
+		return Grant{}, ErrInvalidCredentials
+	}
 	u, err := a.st.UserByName(name)
 	hash := u.PasswordHash
 	if err != nil {
@@ -164,7 +169,7 @@ func (a *Auth) Login(ctx context.Context, username, password string) (Grant, err
 	if verr != nil {
 		return Grant{}, verr
 	}
-	if err != nil || !ok {
+	if err != nil || !ok || u.Disabled {
 		return Grant{}, ErrInvalidCredentials
 	}
 	return a.startSession(u)
