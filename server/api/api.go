@@ -60,6 +60,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"POST", "/api/rooms", a.bearer(a.createRoom)},
 		{"GET", "/api/rooms/{room}/messages", a.bearer(a.messages)},
 		{"GET", "/api/admin/backup", a.bearer(a.admin(a.backup))},
+		{"POST", "/api/admin/users/{user}/disable", a.bearer(a.admin(a.setDisabled(true)))},
+		{"POST", "/api/admin/users/{user}/enable", a.bearer(a.admin(a.setDisabled(false)))},
 		{"GET", "/ws", a.websocket},
 	}
 	allowed := map[string][]string{} // path → its methods, in the order of routes
@@ -324,6 +326,28 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	a.log.Info("backup_sent", slog.Int64("bytes", n), slog.String("user", claimsOf(r).Name))
+}
+
+// setDisabled disables or enables the user of the path. An administrator cannot disable
+// themselves: the last one would lock everyone out of the admin endpoints.
+func (a *API) setDisabled(disabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, _ := proto.NormalizeUsername(r.PathValue("user"))
+		if disabled && name == claimsOf(r).Name {
+			a.writeError(w, r, errorf(http.StatusForbidden, proto.CodeForbidden, "An administrator cannot disable themselves."))
+			return
+		}
+		if err := a.auth.SetDisabled(name, disabled); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		event := "user_enabled"
+		if disabled {
+			event = "user_disabled"
+		}
+		a.log.Info(event, slog.String("user", name), slog.String("by", claimsOf(r).Name))
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // writeGrant sets the refresh cookie and writes the token body.

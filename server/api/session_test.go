@@ -9,8 +9,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"kaiwa/server"
 	"kaiwa/server/auth"
 	"kaiwa/server/auth/authtest"
+	"kaiwa/server/store"
 	"kaiwa/shared/proto"
 )
 
@@ -150,5 +152,81 @@ func TestRefreshLostAnswer(t *testing.T) {
 		c2, _ := rotate(t, c0) // the same instant: the replay's own grace makes it a sibling
 		rotate(t, c1)
 		rotate(t, c2)
+	})
+}
+
+func TestAdminDisableUser(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, server.Config{Registration: true})
+	root, _ := signup(t, ts.URL, "root")
+	if _, err := ts.st.UpdateUser(root.User.ID, func(u *store.User) { u.Admin = true }); err != nil {
+		t.Fatal(err)
+	}
+	bob, bobCookie := signup(t, ts.URL, "bob")
+	bob2, _ := signup(t, ts.URL, "carol") // another user, untouched
+	login := func(name string) response {
+		return do(t, ts.URL, request{method: "POST", path: "/api/auth/login", body: `{"username":"` + name + `","password":"correct horse"}`})
+	}
+	// bob signs in on a second device too: every session of his goes.
+	second := login("bob")
+	var secondTB proto.TokenBody
+	decodeBody(t, second, http.StatusOK, &secondTB)
+	admin := func(token, user, action string) response {
+		return do(t, ts.URL, request{method: "POST", path: "/api/admin/users/" + user + "/" + action, token: token})
+	}
+
+	t.Run("not an admin", func(t *testing.T) {
+		wantError(t, admin(bob2.AccessToken, "bob", "disable"), http.StatusForbidden, proto.CodeForbidden)
+		wantError(t, admin(bob2.AccessToken, "bob", "enable"), http.StatusForbidden, proto.CodeForbidden)
+	})
+	t.Run("unknown user", func(t *testing.T) {
+		wantError(t, admin(root.AccessToken, "nobody", "disable"), http.StatusNotFound, proto.CodeNotFound)
+		wantError(t, admin(root.AccessToken, "NO%20BODY", "enable"), http.StatusNotFound, proto.CodeNotFound)
+	})
+	t.Run("not oneself", func(t *testing.T) {
+		wantError(t, admin(root.AccessToken, "root", "disable"), http.StatusForbidden, proto.CodeForbidden)
+	})
+	t.Run("disable", func(t *testing.T) {
+		sockets := []<-chan websocket.StatusCode{
+			openSocket(t, ts.URL, bob.AccessToken, true),
+			openSocket(t, ts.URL, secondTB.AccessToken, true),
+		}
+		other := openSocket(t, ts.URL, bob2.AccessToken, true)
+		if resp := admin(root.AccessToken, "Bob", "disable"); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("disable: %d %s, want 204", resp.StatusCode, resp.body)
+		}
+		for _, s := range sockets {
+			wantClosed(t, s, proto.CloseRevoked)
+		}
+		// A socket opened with bob's access token, still within its exp, is refused too.
+		wantClosed(t, openSocket(t, ts.URL, bob.AccessToken, false), proto.CloseRevoked)
+		wantError(t, do(t, ts.URL, request{method: "GET", path: "/api/me", token: bob.AccessToken}), http.StatusUnauthorized, proto.CodeUnauthorized)
+		wantError(t, login("bob"), http.StatusUnauthorized, proto.CodeInvalidCredentials)
+		wantError(t, do(t, ts.URL, request{method: "POST", path: "/api/auth/refresh", cookie: bobCookie}), http.StatusUnauthorized, proto.CodeUnauthorized)
+		select {
+		case code := <-other:
+			t.Errorf("carol's socket closed with %d when bob was disabled", code)
+		default:
+		}
+		if me := do(t, ts.URL, request{method: "GET", path: "/api/me", token: bob2.AccessToken}); me.StatusCode != http.StatusOK {
+			t.Errorf("carol's token after bob was disabled: %d", me.StatusCode)
+		}
+	})
+	t.Run("the refusal survives a restart of the record", func(t *testing.T) {
+		u, err := ts.st.UserByName("bob")
+		if err != nil || !u.Disabled {
+			t.Fatalf("stored bob = %+v, %v; want disabled", u, err)
+		}
+	})
+	t.Run("enable", func(t *testing.T) {
+		if resp := admin(root.AccessToken, "bob", "enable"); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("enable: %d %s, want 204", resp.StatusCode, resp.body)
+		}
+		resp := login("bob")
+		var tb proto.TokenBody
+		decodeBody(t, resp, http.StatusOK, &tb)
+		openSocket(t, ts.URL, tb.AccessToken, true)
+		// The sessions revoked on disabling stay revoked.
+		wantError(t, do(t, ts.URL, request{method: "POST", path: "/api/auth/refresh", cookie: bobCookie}), http.StatusUnauthorized, proto.CodeUnauthorized)
 	})
 }

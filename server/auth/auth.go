@@ -194,6 +194,23 @@ func (a *Auth) SetPassword(ctx context.Context, username, password string) error
 	return err
 }
 
+// SetDisabled disables or enables the user named username. Disabling revokes every session of
+// the user (OnRevoke closes their sockets); until enabled again the user cannot sign in
+// (ErrInvalidCredentials) or refresh (ErrUnauthorized). store.ErrNotFound for an unknown user.
+func (a *Auth) SetDisabled(username string, disabled bool) error {
+	name, ok := proto.NormalizeUsername(username)
+	if !ok {
+		return fmt.Errorf("auth: disable %q: %w", username, store.ErrNotFound)
+	}
+	u, err := a.st.UserByName(name)
+	if err != nil {
+		return err
+	}
+	ids, err := a.st.SetUserDisabled(u.ID, disabled)
+	a.revoked(ids...)
+	return err
+}
+
 func (a *Auth) startSession(u store.User) (Grant, error) {
 	now := a.cfg.Now()
 	sid := randomID(16)
@@ -202,7 +219,9 @@ func (a *Auth) startSession(u store.User) (Grant, error) {
 		ID: sid, UserID: u.ID, CreatedAt: now.UTC(), ExpiresAt: now.Add(a.cfg.RefreshTTL).UTC(),
 		Current: [][]byte{hashSecret(secret)},
 	}
-	if err := a.st.CreateSession(sess); err != nil {
+	if err := a.st.CreateSession(sess); errors.Is(err, store.ErrDisabled) {
+		return Grant{}, ErrInvalidCredentials // disabled while its password was being checked
+	} else if err != nil {
 		return Grant{}, err
 	}
 	return a.grant(u, sid, sid+"."+secret, now)
