@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"kaiwa/server/auth"
 	"kaiwa/server/hub"
 	"kaiwa/server/metrics"
@@ -25,6 +27,22 @@ type Config struct {
 	Hub           *hub.Hub
 	// Metrics receives counts of refused credentials; nil means a set nobody serves.
 	Metrics *metrics.Metrics
+	// Registrations limits sign-ups per client IP, RoomCreations room creations per user
+	// (NewAbuseLimiter); nil means no limit.
+	Registrations, RoomCreations *auth.Limiter
+}
+
+// The abuse limits of registrations and room creations: AbuseBurst at once, then one every
+// AbuseInterval.
+const (
+	AbuseBurst    = 20
+	AbuseInterval = 10 * time.Second
+)
+
+// NewAbuseLimiter returns a limiter of the abuse limits for Config.Registrations or
+// Config.RoomCreations. A nil now means time.Now.
+func NewAbuseLimiter(now func() time.Time) *auth.Limiter {
+	return auth.NewLimiter(rate.Every(AbuseInterval), AbuseBurst, 0, now)
 }
 
 // API serves /api/. Build it with New and mount it with Register.
@@ -146,6 +164,11 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	// Only a sign-up that will be hashed counts: a badly formed one costs nothing.
+	if _, ok := proto.NormalizeUsername(creds.Username); ok && proto.ValidPassword(creds.Password) &&
+		a.limited(w, r, a.cfg.Registrations, auth.ClientIP(r)) {
+		return
+	}
 	g, err := a.auth.Register(r.Context(), creds.Username, creds.Password)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -254,6 +277,9 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errInvalidRoom)
 		return
 	}
+	if a.limited(w, r, a.cfg.RoomCreations, claimsOf(r).Subject) {
+		return
+	}
 	room, err := a.st.CreateRoom(req.Name)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -326,6 +352,22 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	a.log.Info("backup_sent", slog.Int64("bytes", n), slog.String("user", claimsOf(r).Name))
+}
+
+// limited takes a token of lim for key and reports whether none was left, in which case it has
+// answered 429 with Retry-After. A nil lim never limits.
+func (a *API) limited(w http.ResponseWriter, r *http.Request, lim *auth.Limiter, key string) bool {
+	if lim == nil {
+		return false
+	}
+	wait := lim.Allow(key)
+	if wait == 0 {
+		return false
+	}
+	secs := strconv.Itoa(retrySeconds(wait))
+	w.Header().Set("Retry-After", secs)
+	a.writeError(w, r, errorf(http.StatusTooManyRequests, proto.CodeTooManyRequests, "Too many requests. Try again in "+secs+" s."))
+	return true
 }
 
 // setDisabled disables or enables the user of the path. An administrator cannot disable

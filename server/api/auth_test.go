@@ -35,7 +35,8 @@ func newAPIServer(t *testing.T, now func() time.Time, throttle auth.ThrottleConf
 	h := hub.New(hub.Config{}, st, a, log)
 	a.OnRevoke = h.Revoke
 	mux := http.NewServeMux()
-	api.New(api.Config{Registration: true, SecureCookies: "auto", Hub: h}, st, a, auth.NewThrottle(throttle, now), log).Register(mux)
+	cfg := api.Config{Registration: true, SecureCookies: "auto", Hub: h, Registrations: api.NewAbuseLimiter(now), RoomCreations: api.NewAbuseLimiter(now)}
+	api.New(cfg, st, a, auth.NewThrottle(throttle, now), log).Register(mux)
 	ts := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		ts.Close()
