@@ -391,18 +391,24 @@ func TestAuthOrigins(t *testing.T) {
 	ts := newServer(t, server.Config{Registration: true, Origins: []string{"https://chat.example.com"}})
 	_, cookie := signup(t, ts.URL, "alice")
 	self := "http://" + ts.Listener.Addr().String()
+	host := ts.Listener.Addr().String()
 	tests := []struct {
 		name, origin string
+		forwarded    string // X-Forwarded-Proto, as a TLS proxy in front would set it
 		allowed      bool
 	}{
-		{"no origin", "", true},
-		{"same host", self, true},
-		{"listed origin", "https://chat.example.com", true},
-		{"listed origin, other case", "https://Chat.Example.com", true},
-		{"evil origin", "http://evil.example", false},
-		{"listed host, other scheme", "http://chat.example.com", false},
-		{"listed host as a suffix", "https://chat.example.com.evil.example", false},
-		{"null", "null", false},
+		{"no origin", "", "", true},
+		{"same host", self, "", true},
+		{"same host over https, served over http", "https://" + host, "", false},
+		{"same host over https behind a TLS proxy", "https://" + host, "https", true},
+		{"same host over http behind a TLS proxy", "http://" + host, "https", false},
+		{"same host over http behind a plain proxy", "http://" + host, "http", true},
+		{"listed origin", "https://chat.example.com", "", true},
+		{"listed origin, other case", "https://Chat.Example.com", "", true},
+		{"evil origin", "http://evil.example", "", false},
+		{"listed host, other scheme", "http://chat.example.com", "", false},
+		{"listed host as a suffix", "https://chat.example.com.evil.example", "", false},
+		{"null", "null", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -410,12 +416,16 @@ func TestAuthOrigins(t *testing.T) {
 			if tc.origin != "" {
 				hdr["Origin"] = tc.origin
 			}
+			if tc.forwarded != "" {
+				hdr["X-Forwarded-Proto"] = tc.forwarded
+			}
 			// Bodies that fail after the origin check, cheaply: no password is hashed.
 			for _, req := range []request{
 				{method: "POST", path: "/api/auth/login", body: `not json`, header: hdr},
 				{method: "POST", path: "/api/auth/register", body: `not json`, header: hdr},
 				{method: "POST", path: "/api/auth/refresh", header: hdr},
 				{method: "POST", path: "/api/auth/logout", cookie: "no.such", header: hdr},
+				{method: "GET", path: "/ws", header: hdr}, // no subprotocol: 400 once the origin passes
 			} {
 				resp := do(t, ts.URL, req)
 				if tc.allowed && resp.StatusCode == http.StatusForbidden {
@@ -427,6 +437,16 @@ func TestAuthOrigins(t *testing.T) {
 			}
 		})
 	}
+	t.Run("with -secure-cookies always the server is taken to be reached over https", func(t *testing.T) {
+		ts := newServer(t, server.Config{Registration: true, SecureCookies: "always"})
+		host := ts.Listener.Addr().String()
+		for origin, allowed := range map[string]bool{"https://" + host: true, "http://" + host: false} {
+			resp := do(t, ts.URL, request{method: "POST", path: "/api/auth/login", body: `not json`, header: map[string]string{"Origin": origin}})
+			if got := resp.StatusCode != http.StatusForbidden; got != allowed {
+				t.Errorf("origin %s: %d %s, want allowed %t", origin, resp.StatusCode, resp.body, allowed)
+			}
+		}
+	})
 	t.Run("a refused refresh does not rotate the cookie", func(t *testing.T) {
 		resp := do(t, ts.URL, request{method: "POST", path: "/api/auth/refresh", cookie: cookie, header: map[string]string{"Origin": "http://evil.example"}})
 		wantError(t, resp, http.StatusForbidden, proto.CodeForbiddenOrigin)
