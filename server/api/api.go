@@ -229,7 +229,11 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 			a.cfg.Metrics.RefreshReuse.Inc()
 			a.log.Warn("refresh_reused", slog.String("ip", auth.ClientIP(r)))
 		}
-		a.clearCookie(w, r)
+		// Only a token refused for good is cleared: a fault of the server (storage, say) must
+		// never sign the user out.
+		if errors.Is(err, auth.ErrUnauthorized) || errors.Is(err, auth.ErrRefreshReused) {
+			a.clearCookie(w, r)
+		}
 		a.writeError(w, r, err)
 		return
 	}

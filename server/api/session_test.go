@@ -2,7 +2,10 @@ package api_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +232,39 @@ func TestAdminDisableUser(t *testing.T) {
 		// The sessions revoked on disabling stay revoked.
 		wantError(t, do(t, ts.URL, request{method: "POST", path: "/api/auth/refresh", cookie: bobCookie}), http.StatusUnauthorized, proto.CodeUnauthorized)
 	})
+}
+
+// TestRefreshServerFaultKeepsCookie: a refresh that fails on the server's side (here the
+// database is closed under it) answers 500 and leaves the cookie alone, so the user stays
+// signed in once the server recovers; a refused token is cleared.
+func TestRefreshServerFaultKeepsCookie(t *testing.T) {
+	t.Parallel()
+	// A store of its own, not storetest's: it is closed under the server, which a consistency
+	// check at the end could not read.
+	st, err := store.Open(filepath.Join(t.TempDir(), "kaiwa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Registration: true}, st, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		srv.Close()
+		st.Close()
+	})
+	_, cookie := signup(t, ts.URL, "alice")
+	if resp := do(t, ts.URL, request{method: "POST", path: "/api/auth/refresh", cookie: "made.up"}); len(resp.Cookies()) == 0 {
+		t.Error("a refused refresh token was not cleared")
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	resp := do(t, ts.URL, request{method: "POST", path: "/api/auth/refresh", cookie: cookie})
+	wantError(t, resp, http.StatusInternalServerError, proto.CodeInternal)
+	if set := resp.Header.Values("Set-Cookie"); len(set) != 0 {
+		t.Errorf("a server fault set cookies %q, want the refresh cookie left alone", set)
+	}
 }
