@@ -7,14 +7,18 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	dto "github.com/prometheus/client_model/go"
 
 	"kaiwa/server"
+	"kaiwa/server/api"
 	"kaiwa/server/auth"
 	"kaiwa/server/auth/authtest"
+	"kaiwa/server/metrics"
 	"kaiwa/server/store"
 	"kaiwa/shared/proto"
 )
@@ -266,5 +270,113 @@ func TestRefreshServerFaultKeepsCookie(t *testing.T) {
 	wantError(t, resp, http.StatusInternalServerError, proto.CodeInternal)
 	if set := resp.Header.Values("Set-Cookie"); len(set) != 0 {
 		t.Errorf("a server fault set cookies %q, want the refresh cookie left alone", set)
+	}
+}
+
+// records is a slog handler that keeps every record, for tests that read the log.
+type records struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *records) Enabled(context.Context, slog.Level) bool { return true }
+func (h *records) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *records) WithGroup(string) slog.Handler            { return h }
+func (h *records) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+
+// find returns the records with that message, and those at level Error or above.
+func (h *records) find(msg string) (found, errs []slog.Record) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.recs {
+		if r.Message == msg {
+			found = append(found, r)
+		}
+		if r.Level >= slog.LevelError {
+			errs = append(errs, r)
+		}
+	}
+	return found, errs
+}
+
+// TestLoginAbandoned: a client that gives up while its login waits for a hash is neither an
+// error of the server nor a failed sign-in.
+func TestLoginAbandoned(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	a, err := auth.New(st, auth.Config{HashConcurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &records{}
+	met := metrics.New()
+	mux := http.NewServeMux()
+	api.New(api.Config{Registration: true, Metrics: met}, st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), slog.New(logs)).Register(mux)
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	signup(t, ts.URL, "alice")
+	login := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, "POST", ts.URL+"/api/auth/login", strings.NewReader(`{"username":"alice","password":"correct horse"}`))
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("login: %d", resp.StatusCode)
+		}
+		return nil
+	}
+	// Each round keeps the one hashing slot busy with good logins and sends one more that its
+	// client abandons while it waits; a round may miss (the abandoned one got the slot first).
+	deadline := time.Now().Add(60 * time.Second)
+	for round := 1; ; round++ {
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() { login(context.Background()) })
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond*time.Duration(round))
+		if err := login(ctx); err == nil {
+			t.Logf("round %d: the login finished before its client gave up", round)
+		}
+		cancel()
+		wg.Wait()
+		if found, _ := logs.find("login_abandoned"); len(found) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	// The server notices the abandon when the hash slot is free or the client's context ends;
+	// give it time to log.
+	var found, errs []slog.Record
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if found, errs = logs.find("login_abandoned"); len(found) > 0 {
+			break
+		}
+	}
+	if len(found) == 0 {
+		t.Fatal("no login_abandoned in the log")
+	}
+	for _, r := range found {
+		if r.Level >= slog.LevelWarn {
+			t.Errorf("login_abandoned at level %v, want below warn", r.Level)
+		}
+	}
+	for _, r := range errs {
+		t.Errorf("error in the log: %s", r.Message)
+	}
+	var failures dto.Metric
+	if err := met.LoginFailures.Write(&failures); err != nil {
+		t.Fatal(err)
+	}
+	if n := failures.GetCounter().GetValue(); n != 0 {
+		t.Errorf("%v failed logins counted, want 0: an abandoned login is no failure", n)
 	}
 }
