@@ -311,6 +311,9 @@ func rotate(s *store.Session, h, next []byte, now time.Time) error {
 			}
 		}
 		s.Last.Successors = append(s.Last.Successors, next)
+		if n := len(s.Last.Successors); n > maxCurrent {
+			s.Last.Successors = s.Last.Successors[n-maxCurrent:]
+		}
 	default:
 		j := indexRotated(s.Rotated, h)
 		switch {
