@@ -26,6 +26,9 @@ type Config struct {
 	Registration  bool          // open registration
 	SecureCookies string        // "auto" (""), "always" or "never"
 	IPConnLimit   int           // open sockets per client IP; 0 means no limit
+	// RateLimitsOff lifts the rate limits of registrations per client IP and room creations
+	// per user (-rate-limits off), for benchmarks and trusted networks.
+	RateLimitsOff bool
 }
 
 // Server is Kaiwa's HTTP side. Close it to end every open socket.
@@ -49,9 +52,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	met := metrics.New()
 	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, Metrics: met}, st, a, log)
 	a.OnRevoke = h.Revoke
+	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met}
+	if !cfg.RateLimitsOff {
+		apiCfg.Registrations, apiCfg.RoomCreations = api.NewAbuseLimiter(nil), api.NewAbuseLimiter(nil)
+	}
 	mux := http.NewServeMux()
-	api.New(api.Config{Origins: auth.NewOrigins(cfg.Origins), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met},
-		st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
+	api.New(apiCfg, st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
 	mux.Handle("GET /metrics", met.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
