@@ -1,0 +1,202 @@
+// Package connlimit caps the TCP connections a server holds open: per client IP, so that one
+// address cannot take the connections every other client needs, and in total, below the
+// process's open-file limit, so that the database, the logs and the listener itself always find
+// a file descriptor.
+//
+// The caps apply at accept, before a byte is read: a connection over a cap is closed at once and
+// never reaches the HTTP server. They count every connection the server holds, whatever it
+// carries: a request being read, an idle keep-alive, or a WebSocket after the upgrade.
+package connlimit
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Config sets the caps. The zero value caps nothing.
+type Config struct {
+	// PerIP is the most connections one client IP may hold open at once; 0 means no limit.
+	PerIP int
+	// Total is the most connections held open at once; 0 means no limit.
+	Total int
+}
+
+// Reasons a connection is refused, as Refused reports them and the log spells them.
+const (
+	ReasonPerIP = "per_ip"
+	ReasonTotal = "total"
+)
+
+// logEvery is how often, at most, refused connections are logged: a flood must not flood the log.
+const logEvery = time.Minute
+
+// Limiter counts the connections open through its listeners and refuses those over its caps.
+// One Limiter may wrap several listeners; its caps then hold across them. Its methods are safe
+// for concurrent use.
+type Limiter struct {
+	cfg Config
+	log *slog.Logger
+
+	mu           sync.Mutex
+	open         int
+	perIP        map[netip.Addr]int
+	refusedPerIP uint64
+	refusedTotal uint64
+	unlogged     uint64    // refusals since the last log line
+	loggedAt     time.Time // when the last log line was written
+}
+
+// New returns a Limiter with the caps of cfg that logs refusals to log, at most once a minute.
+func New(cfg Config, log *slog.Logger) *Limiter {
+	return &Limiter{cfg: cfg, log: log, perIP: make(map[netip.Addr]int)}
+}
+
+// Listener returns ln with the caps applied: its Accept returns only connections within them,
+// and closing such a connection frees its place.
+func (l *Limiter) Listener(ln net.Listener) net.Listener {
+	return &listener{Listener: ln, lim: l}
+}
+
+// Open returns the number of connections open through the Limiter's listeners.
+func (l *Limiter) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}
+
+// Refused returns how many connections have been closed at accept since the Limiter was made,
+// for the given reason (ReasonPerIP or ReasonTotal).
+func (l *Limiter) Refused(reason string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch reason {
+	case ReasonPerIP:
+		return l.refusedPerIP
+	case ReasonTotal:
+		return l.refusedTotal
+	}
+	return 0
+}
+
+// admit takes a place for a connection from ip, or says why there is none. An invalid ip (not
+// a TCP peer) is subject to the total cap only.
+func (l *Limiter) admit(ip netip.Addr) (reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.cfg.Total > 0 && l.open >= l.cfg.Total:
+		reason = ReasonTotal
+		l.refusedTotal++
+	case l.cfg.PerIP > 0 && ip.IsValid() && l.perIP[ip] >= l.cfg.PerIP:
+		reason = ReasonPerIP
+		l.refusedPerIP++
+	default:
+		l.open++
+		if ip.IsValid() {
+			l.perIP[ip]++
+		}
+		return ""
+	}
+	l.unlogged++
+	if now := time.Now(); now.Sub(l.loggedAt) >= logEvery {
+		l.log.Warn("connections_refused", slog.String("reason", reason), slog.String("ip", ip.String()),
+			slog.Uint64("refused", l.unlogged), slog.Int("open", l.open),
+			slog.Int("limit_per_ip", l.cfg.PerIP), slog.Int("limit_total", l.cfg.Total))
+		l.unlogged, l.loggedAt = 0, now
+	}
+	return reason
+}
+
+// release gives back the place admit took for ip.
+func (l *Limiter) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if ip.IsValid() {
+		if n := l.perIP[ip] - 1; n > 0 {
+			l.perIP[ip] = n
+		} else {
+			delete(l.perIP, ip)
+		}
+	}
+}
+
+type listener struct {
+	net.Listener
+	lim *Limiter
+}
+
+// Accept returns the next connection within the caps. Connections over a cap are closed here
+// and never returned; errors of the wrapped listener are returned as they are, so that the HTTP
+// server's back-off on a temporary error (such as EMFILE) still applies.
+func (ln *listener) Accept() (net.Conn, error) {
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := peerIP(c)
+		if ln.lim.admit(ip) != "" {
+			c.Close()
+			continue
+		}
+		return &conn{Conn: c, lim: ln.lim, ip: ip}, nil
+	}
+}
+
+// peerIP is the IP address of c's peer; invalid when c is not TCP.
+func peerIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// conn is an admitted connection; its first Close gives its place back.
+type conn struct {
+	net.Conn
+	lim  *Limiter
+	ip   netip.Addr
+	once sync.Once
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.lim.release(c.ip) })
+	return err
+}
+
+// CloseWrite half-closes the connection when the wrapped one can: the HTTP server does so
+// before closing, so that a client still sending reads the response instead of a reset.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// ReadFrom lets the HTTP server send files with the wrapped connection's sendfile path.
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(c.Conn, r)
+}
+
+// Reserve is how many file descriptors TotalFor keeps out of the connections' reach: the
+// database file and a backup's second handle on it, the listener, the network poller, the
+// standard streams, and room to spare.
+const Reserve = 64
+
+// TotalFor returns the total cap for a process that may open fileLimit files: fileLimit − Reserve,
+// but never less than half of fileLimit; 0 (no cap) when fileLimit is 0 (unknown).
+func TotalFor(fileLimit int) int {
+	if fileLimit <= 0 {
+		return 0
+	}
+	return max(fileLimit-Reserve, fileLimit/2)
+}

@@ -1,0 +1,184 @@
+package connlimit_test
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"kaiwa/server/connlimit"
+)
+
+// acceptor serves a capped loopback listener: each admitted connection gets one byte "+" and is
+// then held until the test releases it.
+type acceptor struct {
+	ln   net.Listener
+	lim  *connlimit.Limiter
+	held chan net.Conn
+}
+
+func startAcceptor(t *testing.T, cfg connlimit.Config) *acceptor {
+	t.Helper()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := connlimit.New(cfg, slog.New(slog.DiscardHandler))
+	a := &acceptor{ln: lim.Listener(inner), lim: lim, held: make(chan net.Conn, 1000)}
+	go func() {
+		for {
+			c, err := a.ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("+"))
+			a.held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		a.ln.Close()
+		for {
+			select {
+			case c := <-a.held:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return a
+}
+
+// dial connects from the loopback address from (127.0.0.x) and reports whether the server
+// admitted the connection (it sent "+") or closed it at once.
+func (a *acceptor) dial(t *testing.T, from string) (net.Conn, bool) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", a.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var b [1]byte
+	_, err = c.Read(b[:])
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection from %s neither admitted nor closed within 30 s", from)
+	}
+	return c, err == nil && b[0] == '+'
+}
+
+// release closes one held connection on the server's side, as the HTTP server does when it is
+// done with it.
+func (a *acceptor) release(t *testing.T) {
+	t.Helper()
+	select {
+	case c := <-a.held:
+		c.Close()
+		c.Close() // a second Close must not free a second place
+	case <-time.After(30 * time.Second):
+		t.Fatal("no held connection to release")
+	}
+}
+
+func TestPerIPCap(t *testing.T) {
+	t.Parallel()
+	a := startAcceptor(t, connlimit.Config{PerIP: 3})
+	for i := range 3 {
+		if _, ok := a.dial(t, "127.0.0.1"); !ok {
+			t.Fatalf("connection %d of 3 from one address refused", i+1)
+		}
+	}
+	if _, ok := a.dial(t, "127.0.0.1"); ok {
+		t.Fatal("a fourth connection from one address admitted over a cap of 3")
+	}
+	if _, ok := a.dial(t, "127.0.0.2"); !ok {
+		t.Fatal("another address refused while the first was at its cap")
+	}
+	if got := a.lim.Refused(connlimit.ReasonPerIP); got != 1 {
+		t.Fatalf("refused per IP: %d, want 1", got)
+	}
+	// The server closes the first address's oldest connection (twice): exactly one place frees.
+	a.release(t)
+	if _, ok := a.dial(t, "127.0.0.1"); !ok {
+		t.Fatal("a place freed by Close was not given back")
+	}
+	if _, ok := a.dial(t, "127.0.0.1"); ok {
+		t.Fatal("admitted over the cap after a double Close")
+	}
+}
+
+func TestTotalCap(t *testing.T) {
+	t.Parallel()
+	a := startAcceptor(t, connlimit.Config{PerIP: 10, Total: 4})
+	for i, from := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		if _, ok := a.dial(t, from); !ok {
+			t.Fatalf("connection %d of 4 refused", i+1)
+		}
+	}
+	if _, ok := a.dial(t, "127.0.0.5"); ok {
+		t.Fatal("a fifth connection admitted over a total cap of 4")
+	}
+	if got := a.lim.Refused(connlimit.ReasonTotal); got != 1 {
+		t.Fatalf("refused for the total: %d, want 1", got)
+	}
+	if got := a.lim.Open(); got != 4 {
+		t.Fatalf("open: %d, want 4", got)
+	}
+	a.release(t)
+	if _, ok := a.dial(t, "127.0.0.5"); !ok {
+		t.Fatal("a place freed by Close was not given back")
+	}
+}
+
+// TestNoCaps: the zero Config admits everything (benchmarks open thousands of sockets from a
+// few addresses).
+func TestNoCaps(t *testing.T) {
+	t.Parallel()
+	a := startAcceptor(t, connlimit.Config{})
+	for i := range 200 {
+		if _, ok := a.dial(t, "127.0.0.1"); !ok {
+			t.Fatalf("connection %d refused with no caps", i+1)
+		}
+	}
+}
+
+// TestClientCloseKeepsPlace: a place is held until the server closes its side, not when the
+// client goes away; the HTTP server notices the client leaving and closes, which frees it.
+func TestClientCloseKeepsPlace(t *testing.T) {
+	t.Parallel()
+	a := startAcceptor(t, connlimit.Config{PerIP: 1})
+	c, ok := a.dial(t, "127.0.0.1")
+	if !ok {
+		t.Fatal("first connection refused")
+	}
+	c.Close()
+	if _, ok := a.dial(t, "127.0.0.1"); ok {
+		t.Fatal("admitted over the cap while the server still held the first connection")
+	}
+	a.release(t)
+	if _, ok := a.dial(t, "127.0.0.1"); !ok {
+		t.Fatal("refused after the server closed the first connection")
+	}
+}
+
+func TestTotalFor(t *testing.T) {
+	tests := []struct {
+		name        string
+		limit, want int
+	}{
+		{"unknown", 0, 0},
+		{"small", 100, 50},
+		{"default soft limit", 1024, 1024 - connlimit.Reserve},
+		{"large", 1 << 20, 1<<20 - connlimit.Reserve},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := connlimit.TotalFor(tc.limit); got != tc.want {
+				t.Fatalf("TotalFor(%d) = %d, want %d", tc.limit, got, tc.want)
+			}
+		})
+	}
+}
