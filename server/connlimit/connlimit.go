@@ -200,3 +200,9 @@ func TotalFor(fileLimit int) int {
 	}
 	return max(fileLimit-Reserve, fileLimit/2)
 }
+
+// PerIP returns the cap per client IP; 0 means none.
+func (l *Limiter) PerIP() int { return l.cfg.PerIP }
+
+// Total returns the total cap; 0 means none.
+func (l *Limiter) Total() int { return l.cfg.Total }
