@@ -72,26 +72,25 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	mux.Handle("/", webApp)
-	conns := connlimit.New(connlimit.Config{
-		PerIP: TCPConnsPerIP(cfg.IPConnLimit),
-		Total: connlimit.TotalFor(connlimit.FileLimit()),
-	}, log)
+	conns := connlimit.New(connlimit.ForFileLimit(TCPConnsPerIP(cfg.IPConnLimit), connlimit.FileLimit()), log)
 	registerConnMetrics(met.Registry(), conns)
 	s := &Server{auth: a, hub: h, metrics: met, conns: conns, log: log, handler: securityHeaders(bodyDeadline(mux))}
 	return s, nil
 }
 
 // Listen listens on the TCP address addr with the server's connection caps: at most
-// TCPConnsPerIP(IPConnLimit) connections per client IP, and in total no more than the open-file
-// limit leaves after connlimit.Reserve. Connections over a cap are closed at once. Every listener
-// of one Server shares its caps.
+// TCPConnsPerIP(IPConnLimit) connections per client IP, and in total as many as the open-file
+// limit allows with connlimit.Reserve descriptors kept free, of which the last
+// connlimit.Newcomers only for addresses that hold no connection yet. Connections over a cap
+// are closed at once. Every listener of one Server shares its caps.
 func (s *Server) Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("connection_limits", slog.Int("per_ip", s.conns.PerIP()), slog.Int("total", s.conns.Total()),
-		slog.Int("file_limit", connlimit.FileLimit()))
+	total, newcomers := s.conns.Total()
+	s.log.Info("connection_limits", slog.Int("per_ip", s.conns.PerIP()), slog.Int("total", total),
+		slog.Int("newcomers", newcomers), slog.Int("file_limit", connlimit.FileLimit()))
 	return s.conns.Listener(ln), nil
 }
 

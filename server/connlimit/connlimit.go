@@ -23,6 +23,9 @@ type Config struct {
 	PerIP int
 	// Total is the most connections held open at once; 0 means no limit.
 	Total int
+	// Newcomers is how many connections beyond Total addresses that hold none may open: while
+	// a few addresses fill Total, a health check or a first visit from elsewhere still gets in.
+	Newcomers int
 }
 
 // Reasons a connection is refused, as Refused reports them and the log spells them.
@@ -87,13 +90,14 @@ func (l *Limiter) Refused(reason string) uint64 {
 func (l *Limiter) admit(ip netip.Addr) (reason string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	held := l.perIP[ip]
 	switch {
-	case l.cfg.Total > 0 && l.open >= l.cfg.Total:
-		reason = ReasonTotal
-		l.refusedTotal++
-	case l.cfg.PerIP > 0 && ip.IsValid() && l.perIP[ip] >= l.cfg.PerIP:
+	case l.cfg.PerIP > 0 && ip.IsValid() && held >= l.cfg.PerIP:
 		reason = ReasonPerIP
 		l.refusedPerIP++
+	case l.cfg.Total > 0 && l.open >= l.cfg.Total && (held > 0 || !ip.IsValid() || l.open >= l.cfg.Total+l.cfg.Newcomers):
+		reason = ReasonTotal
+		l.refusedTotal++
 	default:
 		l.open++
 		if ip.IsValid() {
@@ -187,22 +191,27 @@ func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(c.Conn, r)
 }
 
-// Reserve is how many file descriptors TotalFor keeps out of the connections' reach: the
-// database file and a backup's second handle on it, the listener, the network poller, the
-// standard streams, and room to spare.
+// Reserve is how many file descriptors ForFileLimit keeps from connections: the database file
+// and a backup's second handle on it, the listener, the network poller, the standard streams,
+// and room to spare.
 const Reserve = 64
 
-// TotalFor returns the total cap for a process that may open fileLimit files: fileLimit − Reserve,
-// but never less than half of fileLimit; 0 (no cap) when fileLimit is 0 (unknown).
-func TotalFor(fileLimit int) int {
+// Newcomers is the Config.Newcomers that ForFileLimit sets when the file limit is large enough.
+const Newcomers = 64
+
+// ForFileLimit returns the caps for a process that may open fileLimit files, with perIP
+// connections per address: Total and Newcomers together leave Reserve descriptors free, and
+// Total is never less than half of fileLimit. A fileLimit of 0 (unknown) means no total cap.
+func ForFileLimit(perIP, fileLimit int) Config {
 	if fileLimit <= 0 {
-		return 0
+		return Config{PerIP: perIP}
 	}
-	return max(fileLimit-Reserve, fileLimit/2)
+	total := max(fileLimit-Reserve-Newcomers, fileLimit/2)
+	return Config{PerIP: perIP, Total: total, Newcomers: min(Newcomers, (fileLimit-total)/2)}
 }
 
 // PerIP returns the cap per client IP; 0 means none.
 func (l *Limiter) PerIP() int { return l.cfg.PerIP }
 
-// Total returns the total cap; 0 means none.
-func (l *Limiter) Total() int { return l.cfg.Total }
+// Total returns the total cap, and the newcomers' room beyond it; 0 means no total cap.
+func (l *Limiter) Total() (total, newcomers int) { return l.cfg.Total, l.cfg.Newcomers }

@@ -164,20 +164,55 @@ func TestClientCloseKeepsPlace(t *testing.T) {
 	}
 }
 
-func TestTotalFor(t *testing.T) {
+// TestNewcomers: while one address fills the total, addresses that hold nothing still get the
+// newcomers' room, one connection each.
+func TestNewcomers(t *testing.T) {
+	t.Parallel()
+	a := startAcceptor(t, connlimit.Config{Total: 3, Newcomers: 2})
+	for i := range 3 {
+		if _, ok := a.dial(t, "127.0.0.1"); !ok {
+			t.Fatalf("connection %d of 3 refused", i+1)
+		}
+	}
 	tests := []struct {
-		name        string
-		limit, want int
+		from string
+		ok   bool
 	}{
-		{"unknown", 0, 0},
-		{"small", 100, 50},
-		{"default soft limit", 1024, 1024 - connlimit.Reserve},
-		{"large", 1 << 20, 1<<20 - connlimit.Reserve},
+		{"127.0.0.1", false}, // holds connections: the total applies
+		{"127.0.0.2", true},  // holds none: a newcomer
+		{"127.0.0.2", false}, // now holds one
+		{"127.0.0.3", true},
+		{"127.0.0.4", false}, // the newcomers' room is full
+	}
+	for i, tc := range tests {
+		if _, ok := a.dial(t, tc.from); ok != tc.ok {
+			t.Fatalf("step %d, from %s: admitted %v, want %v", i, tc.from, ok, tc.ok)
+		}
+	}
+	if got := a.lim.Refused(connlimit.ReasonTotal); got != 3 {
+		t.Fatalf("refused for the total: %d, want 3", got)
+	}
+}
+
+func TestForFileLimit(t *testing.T) {
+	tests := []struct {
+		name  string
+		limit int
+		want  connlimit.Config
+	}{
+		{"unknown", 0, connlimit.Config{PerIP: 320}},
+		{"small", 100, connlimit.Config{PerIP: 320, Total: 50, Newcomers: 25}},
+		{"512", 512, connlimit.Config{PerIP: 320, Total: 384, Newcomers: 64}},
+		{"large", 1 << 20, connlimit.Config{PerIP: 320, Total: 1<<20 - connlimit.Reserve - connlimit.Newcomers, Newcomers: connlimit.Newcomers}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := connlimit.TotalFor(tc.limit); got != tc.want {
-				t.Fatalf("TotalFor(%d) = %d, want %d", tc.limit, got, tc.want)
+			got := connlimit.ForFileLimit(320, tc.limit)
+			if got != tc.want {
+				t.Fatalf("ForFileLimit(320, %d) = %+v, want %+v", tc.limit, got, tc.want)
+			}
+			if tc.limit > 0 && got.Total+got.Newcomers > tc.limit-min(connlimit.Reserve, tc.limit/4) {
+				t.Fatalf("%+v leaves too few of %d descriptors", got, tc.limit)
 			}
 		})
 	}
