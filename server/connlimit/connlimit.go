@@ -9,7 +9,6 @@
 package connlimit
 
 import (
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -148,7 +147,10 @@ func (ln *listener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &conn{Conn: c, lim: ln.lim, ip: ip}, nil
+		if tcp, ok := c.(*net.TCPConn); ok {
+			return &tcpConn{TCPConn: tcp, place: place{lim: ln.lim, ip: ip}}, nil
+		}
+		return &otherConn{Conn: c, place: place{lim: ln.lim, ip: ip}}, nil
 	}
 }
 
@@ -160,35 +162,41 @@ func peerIP(c net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
-// conn is an admitted connection; its first Close gives its place back.
-type conn struct {
-	net.Conn
+// place is an admitted connection's place in the counts; free gives it back once.
+type place struct {
 	lim  *Limiter
 	ip   netip.Addr
 	once sync.Once
 }
 
-func (c *conn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.lim.release(c.ip) })
+func (p *place) free() { p.once.Do(func() { p.lim.release(p.ip) }) }
+
+// tcpConn is an admitted TCP connection. It keeps every method of *net.TCPConn (CloseWrite,
+// SetWriteBuffer, ReadFrom for sendfile...), so that code asking for one by interface finds it;
+// code that asserts the type *net.TCPConn does not.
+type tcpConn struct {
+	*net.TCPConn
+	place
+}
+
+// Close closes the connection; the first Close frees its place.
+func (c *tcpConn) Close() error {
+	err := c.TCPConn.Close()
+	c.free()
 	return err
 }
 
-// CloseWrite half-closes the connection when the wrapped one can: the HTTP server does so
-// before closing, so that a client still sending reads the response instead of a reset.
-func (c *conn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
+// otherConn is an admitted connection that is not TCP.
+type otherConn struct {
+	net.Conn
+	place
 }
 
-// ReadFrom lets the HTTP server send files with the wrapped connection's sendfile path.
-func (c *conn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(c.Conn, r)
+// Close closes the connection; the first Close frees its place.
+func (c *otherConn) Close() error {
+	err := c.Conn.Close()
+	c.free()
+	return err
 }
 
 // Reserve is how many file descriptors ForFileLimit keeps from connections: the database file

@@ -2,6 +2,7 @@ package connlimit_test
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"testing"
@@ -191,6 +192,30 @@ func TestNewcomers(t *testing.T) {
 	}
 	if got := a.lim.Refused(connlimit.ReasonTotal); got != 3 {
 		t.Fatalf("refused for the total: %d, want 3", got)
+	}
+}
+
+// TestTCPMethods: an admitted TCP connection still offers the methods of *net.TCPConn that
+// the HTTP server and the WebSocket hub ask for by interface.
+func TestTCPMethods(t *testing.T) {
+	t.Parallel()
+	a := startAcceptor(t, connlimit.Config{PerIP: 1})
+	a.dial(t, "127.0.0.1")
+	var c net.Conn
+	select {
+	case c = <-a.held:
+		a.held <- c // closed by the cleanup
+	case <-time.After(30 * time.Second):
+		t.Fatal("nothing admitted")
+	}
+	if _, ok := c.(interface{ CloseWrite() error }); !ok {
+		t.Error("no CloseWrite: the HTTP server's lingering close would reset the client")
+	}
+	if _, ok := c.(interface{ SetWriteBuffer(int) error }); !ok {
+		t.Error("no SetWriteBuffer: the hub could not size a socket's send buffer")
+	}
+	if _, ok := c.(io.ReaderFrom); !ok {
+		t.Error("no ReadFrom: files would not be sent with sendfile")
 	}
 }
 
