@@ -141,8 +141,9 @@ func (s *Server) Close() error {
 	return s.Shutdown(ctx)
 }
 
-// Timeouts of the HTTP server. There is no overall read or write timeout: sockets live for hours
-// and a backup of a large file streams for minutes; both bound their own writes.
+// Timeouts of the HTTP server. A request's headers and its body each have a bound; there is no
+// overall read or write timeout: sockets live for hours and a backup of a large file streams for
+// minutes; both bound their own writes.
 const (
 	// ReadHeaderTimeout bounds how long a client may take to send its request headers, so that
 	// a slow client cannot hold connections open for free.
