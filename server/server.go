@@ -81,8 +81,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 // Listen listens on the TCP address addr with the server's connection caps: at most
 // TCPConnsPerIP(IPConnLimit) connections per client IP, and in total as many as the open-file
 // limit allows with connlimit.Reserve descriptors kept free, of which the last
-// connlimit.Newcomers only for addresses that hold no connection yet. Connections over a cap
-// are closed at once. Every listener of one Server shares its caps.
+// connlimit.Newcomers only for addresses that hold fewer than connlimit.NewcomerConns.
+// Connections over a cap are closed at once. Every listener of one Server shares its caps.
 func (s *Server) Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -22,9 +22,13 @@ type Config struct {
 	PerIP int
 	// Total is the most connections held open at once; 0 means no limit.
 	Total int
-	// Newcomers is how many connections beyond Total addresses that hold none may open: while
-	// a few addresses fill Total, a health check or a first visit from elsewhere still gets in.
+	// Newcomers is how many connections beyond Total newcomers may open: while a few addresses
+	// fill Total, a health check or a first visit from elsewhere still gets in.
 	Newcomers int
+	// NewcomerConns is how many connections an address may hold and still count as a newcomer.
+	// A client that has just had its answer may still be held for a moment (the HTTP server
+	// lingers before it closes), so this is more than 1.
+	NewcomerConns int
 }
 
 // Reasons a connection is refused, as Refused reports them and the log spells them.
@@ -94,7 +98,8 @@ func (l *Limiter) admit(ip netip.Addr) (reason string) {
 	case l.cfg.PerIP > 0 && ip.IsValid() && held >= l.cfg.PerIP:
 		reason = ReasonPerIP
 		l.refusedPerIP++
-	case l.cfg.Total > 0 && l.open >= l.cfg.Total && (held > 0 || !ip.IsValid() || l.open >= l.cfg.Total+l.cfg.Newcomers):
+	case l.cfg.Total > 0 && l.open >= l.cfg.Total &&
+		(!ip.IsValid() || held >= l.cfg.NewcomerConns || l.open >= l.cfg.Total+l.cfg.Newcomers):
 		reason = ReasonTotal
 		l.refusedTotal++
 	default:
@@ -204,8 +209,13 @@ func (c *otherConn) Close() error {
 // and room to spare.
 const Reserve = 64
 
-// Newcomers is the Config.Newcomers that ForFileLimit sets when the file limit is large enough.
-const Newcomers = 64
+// Newcomers and NewcomerConns are the Config fields of those names that ForFileLimit sets:
+// room for 64 connections beyond the total, for addresses that hold fewer than 8 (a browser
+// opens up to 6 to one host).
+const (
+	Newcomers     = 64
+	NewcomerConns = 8
+)
 
 // ForFileLimit returns the caps for a process that may open fileLimit files, with perIP
 // connections per address: Total and Newcomers together leave Reserve descriptors free, and
@@ -215,7 +225,7 @@ func ForFileLimit(perIP, fileLimit int) Config {
 		return Config{PerIP: perIP}
 	}
 	total := max(fileLimit-Reserve-Newcomers, fileLimit/2)
-	return Config{PerIP: perIP, Total: total, Newcomers: min(Newcomers, (fileLimit-total)/2)}
+	return Config{PerIP: perIP, Total: total, Newcomers: min(Newcomers, (fileLimit-total)/2), NewcomerConns: NewcomerConns}
 }
 
 // PerIP returns the cap per client IP; 0 means none.

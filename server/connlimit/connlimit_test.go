@@ -165,11 +165,11 @@ func TestClientCloseKeepsPlace(t *testing.T) {
 	}
 }
 
-// TestNewcomers: while one address fills the total, addresses that hold nothing still get the
-// newcomers' room, one connection each.
+// TestNewcomers: while one address fills the total, addresses that hold few connections still
+// get the newcomers' room.
 func TestNewcomers(t *testing.T) {
 	t.Parallel()
-	a := startAcceptor(t, connlimit.Config{Total: 3, Newcomers: 2})
+	a := startAcceptor(t, connlimit.Config{Total: 3, Newcomers: 3, NewcomerConns: 2})
 	for i := range 3 {
 		if _, ok := a.dial(t, "127.0.0.1"); !ok {
 			t.Fatalf("connection %d of 3 refused", i+1)
@@ -179,9 +179,10 @@ func TestNewcomers(t *testing.T) {
 		from string
 		ok   bool
 	}{
-		{"127.0.0.1", false}, // holds connections: the total applies
+		{"127.0.0.1", false}, // holds 3: the total applies
 		{"127.0.0.2", true},  // holds none: a newcomer
-		{"127.0.0.2", false}, // now holds one
+		{"127.0.0.2", true},  // holds one
+		{"127.0.0.2", false}, // holds two: no newcomer any more
 		{"127.0.0.3", true},
 		{"127.0.0.4", false}, // the newcomers' room is full
 	}
@@ -226,9 +227,10 @@ func TestForFileLimit(t *testing.T) {
 		want  connlimit.Config
 	}{
 		{"unknown", 0, connlimit.Config{PerIP: 320}},
-		{"small", 100, connlimit.Config{PerIP: 320, Total: 50, Newcomers: 25}},
-		{"512", 512, connlimit.Config{PerIP: 320, Total: 384, Newcomers: 64}},
-		{"large", 1 << 20, connlimit.Config{PerIP: 320, Total: 1<<20 - connlimit.Reserve - connlimit.Newcomers, Newcomers: connlimit.Newcomers}},
+		{"small", 100, connlimit.Config{PerIP: 320, Total: 50, Newcomers: 25, NewcomerConns: connlimit.NewcomerConns}},
+		{"512", 512, connlimit.Config{PerIP: 320, Total: 384, Newcomers: 64, NewcomerConns: connlimit.NewcomerConns}},
+		{"large", 1 << 20, connlimit.Config{PerIP: 320, Total: 1<<20 - connlimit.Reserve - connlimit.Newcomers,
+			Newcomers: connlimit.Newcomers, NewcomerConns: connlimit.NewcomerConns}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
