@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -79,7 +78,7 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	httpServer := server.HTTPServer(*addr, srv.Handler(), log)
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := srv.Listen(*addr) // with the caps on connections per IP and in total
 	if err != nil {
 		return err
 	}
