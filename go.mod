@@ -30,4 +30,5 @@ require (
 	golang.org/x/sys v0.38.0 // indirect
 	golang.org/x/text v0.31.0 // indirect
 	google.golang.org/protobuf v1.36.8 // indirect
+	rsc.io/qr v0.2.0 // indirect
 )

@@ -14,6 +14,7 @@ import (
 	"kaiwa/server/auth"
 	"kaiwa/server/hub"
 	"kaiwa/server/metrics"
+	"kaiwa/server/setup"
 	"kaiwa/server/store"
 	"kaiwa/server/web"
 )
@@ -26,6 +27,7 @@ type Config struct {
 	Registration  bool          // open registration
 	SecureCookies string        // "auto" (""), "always" or "never"
 	IPConnLimit   int           // open sockets per client IP; 0 means no limit
+	Setup         setup.Config  // /setup and /ca.crt (-tls-self); zero: both answer 404
 }
 
 // Server is Kaiwa's HTTP side. Close it to end every open socket.
@@ -53,6 +55,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	api.New(api.Config{Origins: auth.NewOrigins(cfg.Origins), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met},
 		st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
 	mux.Handle("GET /metrics", met.Handler())
+	setup.New(cfg.Setup).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
