@@ -36,6 +36,7 @@ func serve(args []string, stderr io.Writer) error {
 	ipConnLimit := fs.Int("ip-conn-limit", 256, "open sockets per client IP; 0 = no limit")
 	logFormat := fs.String("log-format", "text", "text or json")
 	check := fs.String("check", "full", "check the database file at startup: full (reads it all), quick (meta, users, sessions, each room's newest message) or off")
+	tlsf := addTLSFlags(fs)
 	rest, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -43,6 +44,10 @@ func serve(args []string, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
 	}
+	if err := tlsf.check(); err != nil {
+		return err
+	}
+	tlsf.applyDefaults(fs, addr, secureCookies)
 	if err := oneOf("-registration", *registration, "open", "closed"); err != nil {
 		return err
 	}
@@ -66,24 +71,34 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	ts, err := tlsf.start(st, ln.Addr(), log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		AccessTTL: *accessTTL, RefreshTTL: *refreshTTL, Origins: splitList(*origins),
 		Registration: *registration == "open", SecureCookies: *secureCookies, IPConnLimit: *ipConnLimit,
+		Setup: ts.setup,
 	}, st, log)
 	if err != nil {
 		return err
 	}
 	httpServer := server.HTTPServer(*addr, srv.Handler(), log)
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	log.Info("serving", slog.String("addr", "http://"+ln.Addr().String()), slog.String("db", *dbPath), slog.String("version", version))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- httpServer.Serve(ln) }()
+	served := make(chan error, 2)
+	stopExtras, err := ts.startExtras(ln.Addr(), log, served)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", slog.String("addr", ts.scheme()+"://"+ln.Addr().String()), slog.String("db", *dbPath), slog.String("version", version))
+	go func() { served <- ts.serve(httpServer, ln) }()
 	select {
 	case err := <-served:
 		return err
@@ -99,6 +114,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err := httpServer.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown_incomplete", slog.Any("err", err))
 	}
+	stopExtras(shutdownCtx)
 	log.Info("stopped")
 	return nil
 }
