@@ -24,11 +24,15 @@ type Config struct {
 	CACert []byte
 	// Fingerprint is the SHA-256 fingerprint of CACert as devices show it (AB:CD:...).
 	Fingerprint string
-	// Addresses are the server's https URLs, the one a phone should open first.
+	// Addresses are the server's https URLs ending in "/", the one a phone should open first.
+	// Each is shown as a link to the app and as a QR code of its /setup page, so that a phone
+	// that scans it lands on these instructions before it opens the app.
 	Addresses []string
 }
 
 // CertType is the media type of /ca.crt, which makes phones offer to install the certificate.
+// The body is DER, the form that Android, iOS, Windows, macOS and Firefox all import from a
+// .crt file; only Debian's system store wants PEM, and the page says how to convert it.
 const CertType = "application/x-x509-ca-cert"
 
 //go:embed setup.css
@@ -60,8 +64,8 @@ func New(cfg Config) *Handler {
 		return h
 	}
 	type address struct {
-		URL string
-		QR  template.HTML
+		URL, Setup string
+		QR         template.HTML
 	}
 	data := struct {
 		CSS         template.CSS
@@ -69,8 +73,9 @@ func New(cfg Config) *Handler {
 		Addresses   []address
 	}{CSS: template.CSS(css), Fingerprint: cfg.Fingerprint}
 	for _, u := range cfg.Addresses {
-		svg, _ := QRCode(u) // only a text of kilobytes has none; the address is shown anyway
-		data.Addresses = append(data.Addresses, address{URL: u, QR: template.HTML(svg)})
+		setupURL := strings.TrimSuffix(u, "/") + "/setup"
+		svg, _ := QRCode(setupURL) // only a text of kilobytes has none; the address is shown anyway
+		data.Addresses = append(data.Addresses, address{URL: u, Setup: setupURL, QR: template.HTML(svg)})
 	}
 	var b bytes.Buffer
 	if err := page.Execute(&b, data); err != nil {

@@ -61,6 +61,7 @@ func TestSetupPage(t *testing.T) {
 		`href="/ca.crt"`,
 		`href="https://192.168.1.20:8443/"`,
 		`href="https://laptop.local:8443/"`,
+		"https://192.168.1.20:8443/setup",
 		"Android", "iPhone", "Certificate Trust Settings", "Windows", "macOS", "Linux", "Firefox",
 	} {
 		if !strings.Contains(body, want) {
@@ -92,13 +93,13 @@ func TestSetupPage(t *testing.T) {
 }
 
 func TestQRCode(t *testing.T) {
-	svg, err := setup.QRCode("https://192.168.1.20:8443/")
+	svg, err := setup.QRCode("https://192.168.1.20:8443/setup")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Version 2 (25 modules) holds this address at level M; the quiet zone adds four a side.
-	if !strings.Contains(svg, `viewBox="0 0 33 33"`) {
-		t.Errorf("QR code is not 25 modules plus the quiet zone: %.120s", svg)
+	// 31 bytes need version 3 (29 modules) at level M; the quiet zone adds four a side.
+	if !strings.Contains(svg, `viewBox="0 0 37 37"`) {
+		t.Errorf("QR code is not 29 modules plus the quiet zone: %.120s", svg)
 	}
 	// The top-left finder pattern: a 7×7 ring starting at the quiet zone's edge.
 	for _, module := range []string{"M4 4h1", "M10 4h1", "M4 10h1", "M10 10h1", "M6 6h1"} {
