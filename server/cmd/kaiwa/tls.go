@@ -113,8 +113,9 @@ func (f *tlsFlags) start(st *store.Store, ln net.Addr, log *slog.Logger) (*tlsSe
 		}
 		ts.config = tlsca.Config(a.GetCertificate)
 		ts.setup = setup.Config{CACert: a.CACert(), Fingerprint: a.Fingerprint(), Addresses: addresses(a.Names(), port)}
+		// The operator compares this fingerprint with the one a phone shows before trusting it.
 		log.Info("tls_self", slog.String("ca_sha256", a.Fingerprint()), slog.Any("names", a.Names()),
-			slog.Time("not_after", a.Leaf().NotAfter), slog.Any("setup", ts.setup.Addresses))
+			slog.Time("not_after", a.Leaf().NotAfter), slog.String("setup_url", ts.setup.Addresses[0]+"setup"))
 	case *f.acme != "":
 		ts.acme = tlsca.NewACME(st, splitList(*f.acme), *f.acmeURL)
 		ts.config = ts.acme.TLSConfig()
