@@ -84,7 +84,8 @@ func spkiHash(k *tlsKaiwa) string {
 
 // TestBrowserTLSSelf opens Kaiwa over HTTPS at a name other than localhost, as a phone on a
 // LAN does once it trusts Kaiwa's authority: the page is a secure context, the service worker
-// installs, no notice about HTTPS is shown, and with the server gone the app shell still loads.
+// installs, no notice about HTTPS is shown, a signed-in user chats over wss:// and stays signed
+// in across a reload, and with the server gone the app still loads.
 func TestBrowserTLSSelf(t *testing.T) {
 	chromium := requireBrowserPrereqs(t)
 	k := startTLSKaiwa(t)
@@ -107,6 +108,20 @@ func TestBrowserTLSSelf(t *testing.T) {
 		t.Error("the insecure-context notice shows on a secure page")
 	}
 
+	// Signed in over HTTPS, the Secure refresh cookie and the wss:// socket work.
+	b.do(t, "register and open a room",
+		chromedp.Navigate(k.url+"/register"),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-view="register"] input[name="username"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form[data-view="register"] input[name="username"]`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`form[data-view="register"] input[name="password"]`), "correct horse battery"),
+		chromedp.Click(chromedp.CSS(`form[data-view="register"] button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="home"] [data-user="alice"]`)),
+		chromedp.Navigate(k.url+"/rooms/general"),
+		chromedp.WaitVisible(chromedp.CSS(`[role="status"][data-state="connected"]`)),
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`[role="status"][data-state="connected"]`)),
+	)
+
 	b.do(t, "open /setup",
 		chromedp.Navigate(k.url+"/setup"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-fingerprint]`)),
@@ -118,12 +133,12 @@ func TestBrowserTLSSelf(t *testing.T) {
 		t.Errorf("/setup shows %d QR codes, want 1", got)
 	}
 
-	// With the server gone, the worker answers from its cache: the app starts and says it
-	// cannot reach the server.
+	// With the server gone, the worker answers from its cache: the room's page loads and says
+	// it is offline.
 	k.stop()
 	b.do(t, "load the app with the server down",
-		chromedp.Navigate(k.url+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-view="offline"]`)),
+		chromedp.Navigate(k.url+"/rooms/general"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="room"] [role="status"][data-state="offline"]`)),
 	)
 	if !eval[bool](t, b, `window.isSecureContext && navigator.serviceWorker.controller !== null`) {
 		t.Error("offline, the page is not a secure context controlled by the worker")

@@ -26,7 +26,7 @@ const shutdownGrace = 10 * time.Second
 
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kaiwa serve", flag.ContinueOnError)
-	addr := fs.String("addr", "localhost:8080", "listen address")
+	addr := fs.String("addr", "localhost:8080", "listen address (:8443 when serving HTTPS and not given)")
 	dbPath := fs.String("db", "data/kaiwa.db", "bbolt database file (directory created 0700, file 0600)")
 	accessTTL := fs.Duration("access-ttl", 10*time.Minute, "access token lifetime")
 	refreshTTL := fs.Duration("refresh-ttl", 720*time.Hour, "refresh token lifetime (sliding, rotated on use)")
