@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/security"
 	"github.com/chromedp/chromedp"
 
 	"kaiwa/server"
@@ -171,7 +174,7 @@ func TestBrowserInsecureNotice(t *testing.T) {
 	b.do(t, "open the app over plain HTTP",
 		chromedp.Navigate(url+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`form[data-view="login"] input[name="username"]`)),
-		chromedp.WaitVisible(chromedp.CSS(notice)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-notice="insecure"] p[data-reason="http"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-notice="insecure"] a[href="/setup"]`)),
 	)
 	if eval[bool](t, b, `window.isSecureContext`) {
@@ -198,5 +201,30 @@ func TestBrowserInsecureNotice(t *testing.T) {
 			t.Fatal("the dismissed notice came back after a reload")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestBrowserUntrustedCertificateNotice opens Kaiwa over HTTPS at a LAN name with a browser that
+// does not trust the authority but was told to go on, as a user who clicks through the warning:
+// the page counts as a secure context, yet the browser refuses the service worker, so the app
+// says that the certificate is not trusted and links to /setup.
+func TestBrowserUntrustedCertificateNotice(t *testing.T) {
+	chromium := requireBrowserPrereqs(t)
+	k := startTLSKaiwa(t)
+	b := &browser{ctx: browsertest.StartChromium(t, chromium,
+		chromedp.Flag("host-resolver-rules", "MAP "+testHost+" 127.0.0.1"),
+	)}
+	b.do(t, "go past certificate errors", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, security.SetIgnoreCertificateErrors, security.SetIgnoreCertificateErrorsParams{Ignore: true})
+		return err
+	}))
+	b.do(t, "open the app",
+		chromedp.Navigate(k.url+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-view="login"] input[name="username"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-notice="insecure"] p[data-reason="certificate"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-notice="insecure"] a[href="/setup"]`)),
+	)
+	if !eval[bool](t, b, `window.isSecureContext`) {
+		t.Error("past a certificate warning the page is no secure context: the notice is tested on the wrong case")
 	}
 }
