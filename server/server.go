@@ -27,7 +27,10 @@ type Config struct {
 	Registration  bool          // open registration
 	SecureCookies string        // "auto" (""), "always" or "never"
 	IPConnLimit   int           // open sockets per client IP; 0 means no limit
-	Setup         setup.Config  // /setup and /ca.crt (-tls-self); zero: both answer 404
+	// RateLimitsOff lifts the rate limits of registrations per client IP and room creations
+	// per user (-rate-limits off), for benchmarks and trusted networks.
+	RateLimitsOff bool
+	Setup         setup.Config // /setup and /ca.crt (-tls-self); zero: both answer 404
 }
 
 // Server is Kaiwa's HTTP side. Close it to end every open socket.
@@ -51,9 +54,12 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	met := metrics.New()
 	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, Metrics: met}, st, a, log)
 	a.OnRevoke = h.Revoke
+	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met}
+	if !cfg.RateLimitsOff {
+		apiCfg.Registrations, apiCfg.RoomCreations = api.NewAbuseLimiter(nil), api.NewAbuseLimiter(nil)
+	}
 	mux := http.NewServeMux()
-	api.New(api.Config{Origins: auth.NewOrigins(cfg.Origins), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met},
-		st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
+	api.New(apiCfg, st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
 	mux.Handle("GET /metrics", met.Handler())
 	setup.New(cfg.Setup).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -34,6 +34,7 @@ func serve(args []string, stderr io.Writer) error {
 	registration := fs.String("registration", "open", "open or closed")
 	secureCookies := fs.String("secure-cookies", "auto", "auto (Secure when TLS or X-Forwarded-Proto: https), always or never")
 	ipConnLimit := fs.Int("ip-conn-limit", 256, "open sockets per client IP; 0 = no limit")
+	rateLimits := fs.String("rate-limits", "on", "on or off: off lifts the rate limits of registrations per client IP and room creations per user")
 	logFormat := fs.String("log-format", "text", "text or json")
 	check := fs.String("check", "full", "check the database file at startup: full (reads it all), quick (meta, users, sessions, each room's newest message) or off")
 	tlsf := addTLSFlags(fs)
@@ -52,6 +53,9 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	if err := oneOf("-secure-cookies", *secureCookies, "auto", "always", "never"); err != nil {
+		return err
+	}
+	if err := oneOf("-rate-limits", *rateLimits, "on", "off"); err != nil {
 		return err
 	}
 	if err := oneOf("-log-format", *logFormat, "text", "json"); err != nil {
@@ -83,7 +87,7 @@ func serve(args []string, stderr io.Writer) error {
 	srv, err := server.New(server.Config{
 		AccessTTL: *accessTTL, RefreshTTL: *refreshTTL, Origins: splitList(*origins),
 		Registration: *registration == "open", SecureCookies: *secureCookies, IPConnLimit: *ipConnLimit,
-		Setup: ts.setup,
+		RateLimitsOff: *rateLimits == "off", Setup: ts.setup,
 	}, st, log)
 	if err != nil {
 		return err
