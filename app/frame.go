@@ -19,6 +19,7 @@ func frame(a auth, content ...goapp.UI) goapp.UI {
 			}),
 		),
 		&updateNotice{},
+		&insecureNotice{},
 		goapp.Main().ID("main").Body(content...),
 	)
 }

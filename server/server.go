@@ -21,6 +21,7 @@ import (
 	"kaiwa/server/connlimit"
 	"kaiwa/server/hub"
 	"kaiwa/server/metrics"
+	"kaiwa/server/setup"
 	"kaiwa/server/store"
 	"kaiwa/server/web"
 	"kaiwa/shared/proto"
@@ -37,6 +38,7 @@ type Config struct {
 	// RateLimitsOff lifts the rate limits of registrations per client IP and room creations
 	// per user (-rate-limits off), for benchmarks and trusted networks.
 	RateLimitsOff bool
+	Setup         setup.Config // /setup and /ca.crt (-tls-self); zero: both answer 404
 }
 
 // Server is Kaiwa's HTTP side. Close it to end every open socket.
@@ -68,6 +70,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	mux := http.NewServeMux()
 	api.New(apiCfg, st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
 	mux.Handle("GET /metrics", met.Handler())
+	setup.New(cfg.Setup).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -84,20 +87,25 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// Listen listens on the TCP address addr with the server's connection caps: at most
-// TCPConnsPerIP(IPConnLimit) connections per client IP, and in total as many as the open-file
-// limit allows with connlimit.Reserve descriptors kept free, of which the last
-// connlimit.Newcomers only for addresses that hold fewer than connlimit.NewcomerConns.
-// Connections over a cap are closed at once. Every listener of one Server shares its caps.
+// Listen listens on the TCP address addr with the server's connection caps (see Limit).
 func (s *Server) Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	return s.Limit(ln), nil
+}
+
+// Limit wraps ln with the server's connection caps: at most TCPConnsPerIP(IPConnLimit)
+// connections per client IP, and in total as many as the open-file limit allows with
+// connlimit.Reserve descriptors kept free, of which the last connlimit.Newcomers only for
+// addresses that hold fewer than connlimit.NewcomerConns. Connections over a cap are closed at
+// once. Every listener of one Server shares its caps.
+func (s *Server) Limit(ln net.Listener) net.Listener {
 	total, newcomers := s.conns.Total()
 	s.log.Info("connection_limits", slog.Int("per_ip", s.conns.PerIP()), slog.Int("total", total),
 		slog.Int("newcomers", newcomers), slog.Int("file_limit", connlimit.FileLimit()))
-	return s.conns.Listener(ln), nil
+	return s.conns.Listener(ln)
 }
 
 // TCPConnHeadroom is how many TCP connections a client IP may hold beyond its WebSocket limit,
