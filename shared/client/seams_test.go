@@ -147,7 +147,8 @@ func TestBackoffHoldsWhenSocketsDieAfterHello(t *testing.T) {
 }
 
 // TestFrozenNetworkLeavesConnected: when the network stops carrying anything (nothing is
-// closed), the session notices and leaves "connected".
+// closed), the session notices and leaves "connected"; Online brings it back at once once the
+// network is back, and Offline takes it offline until Online.
 func TestFrozenNetworkLeavesConnected(t *testing.T) {
 	ts, _ := startServer(t, server.Config{})
 	p := startProxy(t, ts.Listener.Addr().String())
@@ -169,4 +170,15 @@ func TestFrozenNetworkLeavesConnected(t *testing.T) {
 		}
 		return false
 	})
+	p.thaw()
+	sess.Online()
+	waitFor(t, "connected again after Online", func() bool { return sess.State() == client.StateConnected })
+	sess.Offline()
+	waitFor(t, "offline after Offline", func() bool { return sess.State() == client.StateOffline })
+	hellos := p.hellos.Load()
+	sess.Online()
+	waitFor(t, "connected after Online", func() bool { return sess.State() == client.StateConnected })
+	if p.hellos.Load() != hellos+1 {
+		t.Errorf("%d sockets opened to come back online, want 1", p.hellos.Load()-hellos)
+	}
 }

@@ -127,6 +127,9 @@ type roomState struct {
 
 type pending struct {
 	Pending
+	// queued is set by the Run goroutine once it has taken the send in, after every call made
+	// before it (Join first, then Send, is seen in that order).
+	queued    bool
 	sentOn    *socket   // the socket it was last sent on
 	tries     int       // refusals for rate or storage in a row
 	notBefore time.Time // when it may be sent again after such a refusal
@@ -159,7 +162,7 @@ func NewSession(api *API, opts Options) *Session {
 	}
 	for _, p := range opts.Outbox {
 		if !slices.ContainsFunc(s.outbox, func(q *pending) bool { return q.ID == p.ID }) {
-			s.outbox = append(s.outbox, &pending{Pending: p})
+			s.outbox = append(s.outbox, &pending{Pending: p, queued: true})
 		}
 	}
 	s.legacy = newSubscription(s, Filter{}, opts.Events)
@@ -297,7 +300,12 @@ func (s *Session) SendWithID(room, id, text string) {
 	s.outbox = append(s.outbox, p)
 	s.outboxChangedLocked(id, code)
 	s.mu.Unlock()
-	s.do(s.flush)
+	s.do(func() {
+		s.mu.Lock()
+		p.queued = true
+		s.mu.Unlock()
+		s.flush()
+	})
 }
 
 // Retry puts a failed send back in the queue.
@@ -796,7 +804,7 @@ func (s *Session) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.outbox {
-		if p.Failed || p.sentOn == sk || now.Before(p.notBefore) || s.rooms[p.Room] != nil && !sk.joined[p.Room] {
+		if !p.queued || p.Failed || p.sentOn == sk || now.Before(p.notBefore) || s.rooms[p.Room] != nil && !sk.joined[p.Room] {
 			continue
 		}
 		if !s.limiter.Allow() {
