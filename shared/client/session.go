@@ -158,6 +158,10 @@ func NewSession(api *API, opts Options) *Session {
 		s.tokenAt = time.Now()
 	}
 	for room, seq := range opts.Rooms {
+		if !proto.ValidRoomName(room) {
+			s.do(func() { s.join(room, 0, false) }) // refused when Run starts
+			continue
+		}
 		s.rooms[room] = &roomState{lastSeq: seq, known: seq > 0}
 	}
 	for _, p := range opts.Outbox {
@@ -417,8 +421,18 @@ func (s *Session) Run(ctx context.Context) error {
 		for _, sk := range s.sockets() {
 			s.drop(sk, 1000, "bye")
 		}
+		// Commands queued before the end still run, on a session that is over: a socket
+		// dialled meanwhile is closed rather than leaked.
+		s.over = true
 		s.mu.Lock()
-		s.stopped, s.cmds = true, nil
+		s.stopped = true
+		cmds := s.cmds
+		s.cmds = nil
+		s.mu.Unlock()
+		for _, f := range cmds {
+			f()
+		}
+		s.mu.Lock()
 		for _, sub := range s.subs {
 			sub.end()
 		}
@@ -544,7 +558,7 @@ func (s *Session) scheduleRefresh() {
 
 // refresh starts a refresh, or joins the one in flight; refreshed gets the outcome.
 func (s *Session) refresh() {
-	if !s.over {
+	if !s.over && !s.offline {
 		s.startRefresh()
 	}
 }
@@ -583,6 +597,9 @@ func (s *Session) end() {
 // failed counts a failed attempt and schedules the next one with backoff: the ceiling doubles
 // from 500 ms up to MaxBackoff, and the wait is between half the ceiling and all of it.
 func (s *Session) failed() {
+	if s.offline {
+		return // Online or CheckNow tries again
+	}
 	s.attempts++
 	if s.cur == nil {
 		if s.attempts >= 3 {
@@ -665,6 +682,7 @@ func (s *Session) frame(sk *socket, f *proto.Frame) {
 		}
 		s.mu.Unlock()
 	case proto.TypePresence:
+		sk.presence[f.Room] = f.Online
 		if sk == s.cur {
 			s.emit(Event{Kind: EventPresence, Room: f.Room, Online: f.Online})
 		}
@@ -753,6 +771,12 @@ func (s *Session) promote() {
 	}
 	if s.cur.ready {
 		s.setState(StateConnected)
+	}
+	// Presence sent to the new socket while it was joining was not passed on.
+	for room, online := range s.cur.presence {
+		if s.rooms[room] != nil {
+			s.emit(Event{Kind: EventPresence, Room: room, Online: online})
+		}
 	}
 	s.flush()
 }

@@ -31,12 +31,13 @@ type socket struct {
 	probe chan struct{} // capacity 1: check the socket now
 	alive chan struct{} // capacity 1: a message was read (for probes that wait for one)
 
-	dropped bool
-	joined  map[string]bool
-	joins   []string // rooms asked for and not answered yet, oldest first
-	ready   bool     // hello received
-	helloAt time.Time
-	acked   bool // an ack arrived on it
+	dropped  bool
+	joined   map[string]bool
+	joins    []string            // rooms asked for and not answered yet, oldest first
+	presence map[string][]string // the last presence of each room
+	ready    bool                // hello received
+	helloAt  time.Time
+	acked    bool // an ack arrived on it
 }
 
 type sockEvent struct {
@@ -90,7 +91,8 @@ func (s *Session) dialed(ws *websocket.Conn, err error) {
 	ws.SetReadLimit(-1) // the server packs many frames into one message
 	sk := &socket{
 		ws: ws, out: make(chan []byte, writeQueue), done: make(chan struct{}),
-		probe: make(chan struct{}, 1), alive: make(chan struct{}, 1), joined: map[string]bool{},
+		probe: make(chan struct{}, 1), alive: make(chan struct{}, 1),
+		joined: map[string]bool{}, presence: map[string][]string{},
 	}
 	go s.read(sk)
 	go sk.writeLoop()
