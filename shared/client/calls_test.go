@@ -175,3 +175,35 @@ func TestSubscriptionsPerRoom(t *testing.T) {
 	}()
 	waitClosed(t, ended, "subscriptions closed once the session ended")
 }
+
+// TestUnknownFramesPassOn: a frame the session does not handle, even one whose fields do not
+// fit proto.Frame (a room object where a name was), reaches subscribers as it was received.
+func TestUnknownFramesPassOn(t *testing.T) {
+	ts, _ := startServer(t, server.Config{})
+	p := startProxy(t, ts.Listener.Addr().String())
+	api := p.api()
+	tb, err := api.Register(context.Background(), "alice", "password-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const extra = `{"type":"room","room":{"name":"ops","kind":"private","member":true}}`
+	p.setRewrite(func(msg []byte) []byte {
+		if strings.Contains(string(msg), `"type":"hello"`) {
+			return append(msg, "\n"+extra...)
+		}
+		return msg
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sess := client.NewSession(api, client.Options{Token: &tb})
+	sub := sess.Subscribe(client.Filter{Kinds: []client.EventKind{client.EventFrame}})
+	go sess.Run(ctx)
+	select {
+	case ev := <-sub.C():
+		if ev.Text != "room" || string(ev.Raw) != extra {
+			t.Fatalf("got %q %s, want the room frame as sent", ev.Text, ev.Raw)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no frame within 30 s")
+	}
+}

@@ -636,7 +636,8 @@ func (s *Session) handle(e sockEvent) {
 	}
 }
 
-func (s *Session) frame(sk *socket, f *proto.Frame) {
+func (s *Session) frame(sk *socket, fr *frame) {
+	f := &fr.Frame
 	switch f.Type {
 	case proto.TypeHello:
 		sk.ready, sk.helloAt = true, time.Now()
@@ -669,7 +670,7 @@ func (s *Session) frame(sk *socket, f *proto.Frame) {
 			s.logf("room %s: seq %d after %d", f.Room, f.Seq, rs.lastSeq)
 		}
 		rs.lastSeq = f.Seq
-		s.emit(Event{Kind: EventMessage, Room: f.Room, Message: proto.Message{Room: f.Room, Seq: f.Seq, ID: f.ID, From: f.From, Text: f.Text, TS: f.TS}})
+		s.emit(Event{Kind: EventMessage, Room: f.Room, Message: proto.Message{Room: f.Room, Seq: f.Seq, ID: f.ID, From: f.From, Text: f.Text, TS: f.TS}, Raw: fr.raw})
 	case proto.TypeAck:
 		sk.acked = true
 		s.attempts = 0
@@ -695,6 +696,10 @@ func (s *Session) frame(sk *socket, f *proto.Frame) {
 			s.sendRefused(f)
 		} else {
 			s.frameRefused(sk, f)
+		}
+	default:
+		if sk == s.cur {
+			s.emit(Event{Kind: EventFrame, Room: f.Room, Text: f.Type, Raw: fr.raw})
 		}
 	}
 }

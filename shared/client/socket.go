@@ -40,9 +40,15 @@ type socket struct {
 	acked    bool // an ack arrived on it
 }
 
+// frame is a frame from the server, decoded and as received.
+type frame struct {
+	proto.Frame
+	raw json.RawMessage
+}
+
 type sockEvent struct {
 	s      *socket
-	frames []proto.Frame
+	frames []frame
 	err    error // the socket ended
 }
 
@@ -209,15 +215,20 @@ func (s *Session) read(sk *socket) {
 		case sk.alive <- struct{}{}:
 		default:
 		}
-		var frames []proto.Frame
+		var frames []frame
 		for line := range bytes.SplitSeq(data, []byte{'\n'}) {
 			if len(line) == 0 {
 				continue
 			}
-			var f proto.Frame
-			if err := json.Unmarshal(line, &f); err != nil {
-				s.logf("bad frame from server: %v", err)
-				continue
+			f := frame{raw: line}
+			if err := json.Unmarshal(line, &f.Frame); err != nil {
+				// A frame of a newer protocol may not fit proto.Frame: pass it on by its type.
+				var typ struct{ Type string }
+				if json.Unmarshal(line, &typ) != nil || typ.Type == "" {
+					s.logf("bad frame from server: %v", err)
+					continue
+				}
+				f.Frame = proto.Frame{Type: typ.Type}
 			}
 			frames = append(frames, f)
 		}
