@@ -182,3 +182,55 @@ func TestFrozenNetworkLeavesConnected(t *testing.T) {
 		t.Errorf("%d sockets opened to come back online, want 1", p.hellos.Load()-hellos)
 	}
 }
+
+// TestSessionStartsFromOptions: rooms and an outbox kept from an earlier session are given in
+// Options: the session resumes each room after its last seq, sends what was pending (once:
+// a send that reached the server before is not stored again) and keeps what had failed.
+func TestSessionStartsFromOptions(t *testing.T) {
+	ts, st := startServer(t, server.Config{})
+	api, tb := register(t, ts.URL, "alice")
+	for i := range 3 {
+		if _, _, err := st.Append("general", tb.User.ID, "alice", fmt.Sprint("old-", i), fmt.Sprint("old ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess := client.NewSession(api, client.Options{
+		Token: &tb,
+		Rooms: map[string]uint64{"general": 1},
+		Outbox: []client.Pending{
+			{Room: "general", ID: "old-2", Text: "old 2"}, // stored already; its ack was lost
+			{Room: "general", ID: "new", Text: "new"},
+			{Room: "general", ID: "failed", Text: "x", Failed: true, Code: proto.CodeTextTooLong},
+		},
+	})
+	if n := len(sess.Outbox()); n != 3 {
+		t.Fatalf("outbox of %d before Run, want 3", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub := sess.Subscribe(client.Filter{Room: "general", Kinds: []client.EventKind{client.EventMessage}})
+	go sess.Run(ctx)
+	var seqs []uint64
+	for len(seqs) < 3 {
+		select {
+		case ev := <-sub.C():
+			seqs = append(seqs, ev.Message.Seq)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("messages %v within 30 s, want seqs 2 to 4", seqs)
+		}
+	}
+	if seqs[0] != 2 || seqs[1] != 3 || seqs[2] != 4 {
+		t.Fatalf("seqs %v, want 2 3 4", seqs)
+	}
+	waitFor(t, "the pending sends acked", func() bool { return len(sess.Outbox()) == 1 })
+	if p := sess.Outbox()[0]; p.ID != "failed" || !p.Failed {
+		t.Fatalf("outbox %+v, want the failed send only", p)
+	}
+	room, err := st.Room("general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.LastSeq != 4 {
+		t.Fatalf("%d messages stored, want 4", room.LastSeq)
+	}
+}
