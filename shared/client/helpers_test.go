@@ -111,6 +111,11 @@ type proxy struct {
 	cutAfterHello atomic.Bool
 	hellos        atomic.Int64
 
+	stopped chan struct{} // closed when the test ends
+	// stuck counts the connections frozen for good by freezeExisting: those accepted first.
+	stuck    atomic.Int64
+	accepted int64 // owned by accept
+
 	mu      sync.Mutex
 	thawed  chan struct{} // closed while not frozen
 	conns   []net.Conn
@@ -123,10 +128,11 @@ func startProxy(t *testing.T, target string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, thawed: make(chan struct{})}
+	p := &proxy{ln: ln, target: target, thawed: make(chan struct{}), stopped: make(chan struct{})}
 	close(p.thawed)
 	go p.accept()
 	t.Cleanup(func() {
+		close(p.stopped)
 		ln.Close()
 		p.thaw()
 		p.mu.Lock()
@@ -161,6 +167,24 @@ func (p *proxy) thaw() {
 	}
 }
 
+// freezeExisting freezes the connections open now, for good, while new ones flow: a socket
+// whose path died while a new one can be opened.
+func (p *proxy) freezeExisting() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stuck.Store(int64(len(p.conns) / 2))
+}
+
+// hold waits while the proxy is frozen; a connection frozen for good waits until the test ends
+// and never reads again.
+func (p *proxy) hold(idx int64) {
+	if idx < p.stuck.Load() {
+		<-p.stopped
+		return
+	}
+	p.waitThawed()
+}
+
 func (p *proxy) waitThawed() {
 	p.mu.Lock()
 	ch := p.thawed
@@ -181,25 +205,26 @@ func (p *proxy) accept() {
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
+		idx := int64(len(p.conns)/2 - 1)
 		p.mu.Unlock()
-		go p.pipe(c, s, false)
-		go p.pipe(s, c, true)
+		go p.pipe(c, s, false, idx)
+		go p.pipe(s, c, true, idx)
 	}
 }
 
 // pipe copies from src to dst, holding data back while frozen.
-func (p *proxy) pipe(src, dst net.Conn, fromServer bool) {
+func (p *proxy) pipe(src, dst net.Conn, fromServer bool, idx int64) {
 	defer dst.Close()
 	defer src.Close()
 	if fromServer {
-		p.pipeDown(src, dst)
+		p.pipeDown(src, dst, idx)
 		return
 	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			p.waitThawed()
+			p.hold(idx)
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -212,7 +237,7 @@ func (p *proxy) pipe(src, dst net.Conn, fromServer bool) {
 
 // pipeDown copies the server's answer to the client: the HTTP response, then WebSocket frames
 // one by one, so that it can count hellos, cut after one, and rewrite text messages.
-func (p *proxy) pipeDown(src, dst net.Conn) {
+func (p *proxy) pipeDown(src, dst net.Conn, idx int64) {
 	var pending []byte
 	upgraded := false
 	buf := make([]byte, 32<<10)
@@ -222,14 +247,14 @@ func (p *proxy) pipeDown(src, dst net.Conn) {
 		if !upgraded {
 			i := bytes.Index(pending, []byte("\r\n\r\n"))
 			if i >= 0 {
-				p.waitThawed()
+				p.hold(idx)
 				if _, err := dst.Write(pending[:i+4]); err != nil {
 					return
 				}
 				upgraded = bytes.HasPrefix(pending, []byte("HTTP/1.1 101"))
 				pending = pending[i+4:]
 				if !upgraded {
-					p.passThrough(src, dst, pending)
+					p.passThrough(src, dst, pending, idx)
 					return
 				}
 			}
@@ -250,7 +275,7 @@ func (p *proxy) pipeDown(src, dst net.Conn) {
 					frame = textFrame(rewrite(payload))
 				}
 			}
-			p.waitThawed()
+			p.hold(idx)
 			if _, err := dst.Write(frame); err != nil {
 				return
 			}
@@ -267,8 +292,8 @@ func (p *proxy) pipeDown(src, dst net.Conn) {
 	}
 }
 
-func (p *proxy) passThrough(src, dst net.Conn, pending []byte) {
-	p.waitThawed()
+func (p *proxy) passThrough(src, dst net.Conn, pending []byte, idx int64) {
+	p.hold(idx)
 	if _, err := dst.Write(pending); err != nil {
 		return
 	}
@@ -276,7 +301,7 @@ func (p *proxy) passThrough(src, dst net.Conn, pending []byte) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			p.waitThawed()
+			p.hold(idx)
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return
 			}

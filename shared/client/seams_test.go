@@ -5,6 +5,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -232,5 +233,52 @@ func TestSessionStartsFromOptions(t *testing.T) {
 	}
 	if room.LastSeq != 4 {
 		t.Fatalf("%d messages stored, want 4", room.LastSeq)
+	}
+}
+
+// TestStuckSocketDoesNotStallSession: the socket in use stops being read (its path died; new
+// connections still work) while the session has much to write to it. The token refresh still
+// opens a new socket on time, which takes over by make-before-break (no reconnect), and every
+// send, written to the stuck socket first, is stored once.
+func TestStuckSocketDoesNotStallSession(t *testing.T) {
+	ts, st := startServer(t, server.Config{AccessTTL: 4 * time.Second})
+	p := startProxy(t, ts.Listener.Addr().String())
+	api := p.api() // its HTTP calls go straight to the server: only the socket gets stuck
+	tb, err := api.Register(context.Background(), "alice", "password-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sess := client.NewSession(api, client.Options{Token: &tb})
+	events := record(ctx, sess.Events())
+	sess.JoinAfter("general", 0)
+	go sess.Run(ctx)
+	waitFor(t, "connected", func() bool { return events.count(isState(client.StateConnected)) > 0 })
+	p.freezeExisting()
+	const n = 40 // 16 kB each
+	big := strings.Repeat("😀", proto.TextMax)
+	for range n {
+		sess.Send("general", big)
+	}
+	waitFor(t, "every send acked", func() bool { return len(sess.Outbox()) == 0 })
+	room, err := st.Room("general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.LastSeq != n {
+		t.Errorf("%d messages stored, want %d", room.LastSeq, n)
+	}
+	var states []client.State
+	for _, ev := range events.snapshot() {
+		if ev.Kind == client.EventState {
+			states = append(states, ev.State)
+		}
+	}
+	if len(states) != 1 {
+		t.Errorf("states %v, want connected only: the stuck socket held the session back", states)
+	}
+	if events.count(func(ev client.Event) bool { return ev.Kind == client.EventReplaced }) == 0 {
+		t.Error("the stuck socket was not replaced by make-before-break")
 	}
 }
