@@ -478,6 +478,7 @@ func (s *Session) Run(ctx context.Context) error {
 func (s *Session) checkNow() {
 	s.offline = false
 	s.attempts = 0
+	s.scheduleRefresh() // its timer may have fired while offline, and done nothing
 	switch {
 	case s.tokenStale(time.Now()):
 		s.refresh()
