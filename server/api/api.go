@@ -60,6 +60,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"POST", "/api/rooms", a.bearer(a.createRoom)},
 		{"GET", "/api/rooms/{room}/messages", a.bearer(a.messages)},
 		{"GET", "/api/admin/backup", a.bearer(a.admin(a.backup))},
+		{"DELETE", "/api/admin/rooms/{room}", a.bearer(a.admin(a.deleteRoom))},
 		{"GET", "/ws", a.websocket},
 	}
 	allowed := map[string][]string{} // path → its methods, in the order of routes

@@ -53,6 +53,21 @@ func createRoom(tx *bolt.Tx, name string, now time.Time) (proto.Room, error) {
 	return proto.Room{Name: info.Name, CreatedAt: info.CreatedAt}, nil
 }
 
+// DeleteRoom deletes a room and its whole history in one transaction, or returns ErrNotFound.
+func (s *Store) DeleteRoom(name string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rooms := tx.Bucket(bucketRooms)
+		if rooms.Bucket([]byte(name)) == nil {
+			return ErrNotFound
+		}
+		return rooms.DeleteBucket([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete room %q: %w", name, err)
+	}
+	return nil
+}
+
 // Rooms lists every room, by name.
 func (s *Store) Rooms() ([]proto.Room, error) {
 	rooms := []proto.Room{}
