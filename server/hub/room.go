@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -118,7 +119,7 @@ func (r *room) join(c *conn, after *uint64) bool {
 func (r *room) replay(ctx context.Context, c *conn, m *member, from uint64) {
 	cursor := from
 	for {
-		msgs, _, err := r.h.st.Page(r.name, nil, &cursor, replayPage)
+		msgs, err := r.h.st.After(r.name, cursor, replayPage)
 		if err != nil {
 			if ctx.Err() == nil && !r.dead.Load() {
 				r.h.log.Error("replay_failed", "room", r.name, "err", err)
@@ -127,8 +128,13 @@ func (r *room) replay(ctx context.Context, c *conn, m *member, from uint64) {
 			return
 		}
 		for _, msg := range msgs {
-			msg.Type = proto.TypeMessage
-			if err := c.out.pushPaced(ctx, encode(msg)); err != nil {
+			frame, err := messageFrame(msg.JSON)
+			if err != nil {
+				r.h.log.Error("replay_failed", "room", r.name, "seq", msg.Seq, "err", err)
+				c.close(websocketInternalError, "history unavailable")
+				return
+			}
+			if err := c.out.pushPaced(ctx, frame); err != nil {
 				return // left the room or disconnected
 			}
 			cursor = msg.Seq
@@ -149,6 +155,25 @@ func (r *room) replay(ctx context.Context, c *conn, m *member, from uint64) {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// storedPrefix starts every stored message: a proto.Message is stored without its type.
+var storedPrefix = []byte(`{"room":`)
+
+// messageFrame turns a stored message into its frame, the same bytes as the live one: with
+// the type put first, without decoding the message again. A stored form it does not know is
+// decoded and encoded.
+func messageFrame(stored []byte) ([]byte, error) {
+	const typed = `{"type":"` + proto.TypeMessage + `",`
+	if bytes.HasPrefix(stored, storedPrefix) {
+		return append(append(make([]byte, 0, len(typed)+len(stored)-1), typed...), stored[1:]...), nil
+	}
+	var msg proto.Message
+	if err := json.Unmarshal(stored, &msg); err != nil {
+		return nil, err
+	}
+	msg.Type = proto.TypeMessage
+	return encode(msg), nil
 }
 
 // leave ends c's membership, if any, and reports whether it had one and whether the room is
