@@ -342,18 +342,11 @@ func (h *Hub) join(c *conn, name string, after *uint64) (*room, error) {
 func (h *Hub) release(r *room) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.rooms[r.name] != r {
-		return
-	}
-	r.mu.Lock()
-	empty := len(r.members) == 0
-	r.mu.Unlock()
-	if !empty {
+	if h.rooms[r.name] != r || !r.drop(true) {
 		return
 	}
 	delete(h.rooms, r.name)
 	h.met.Rooms.Dec()
-	r.drop()
 }
 
 // DeleteRoom forgets a room the store no longer has: its members stop being members and get
@@ -368,7 +361,7 @@ func (h *Hub) DeleteRoom(name string) {
 	}
 	delete(h.rooms, name)
 	h.met.Rooms.Dec()
-	r.drop()
+	r.drop(false)
 }
 
 // StorageFailing reports whether the last commit failed: the disk is full or failing, and

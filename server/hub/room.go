@@ -19,9 +19,12 @@ const typingEvery = 2 * time.Second
 // changes in between are coalesced into the next one.
 const presenceEvery = time.Second
 
-// replayPage is how many stored messages a replay reads at once: with the outbox's replay
-// marks, it bounds what a member being fed from storage holds in memory.
-const replayPage = 64
+// A replay reads at most replayPage stored messages, and replayPageBytes of them, at once:
+// with the outbox's replay marks, this bounds what a member fed from storage holds in memory.
+const (
+	replayPage      = 64
+	replayPageBytes = 64 << 10
+)
 
 // room is one chat room's live state in this process. It exists while it has members: the
 // last leave drops it (Hub.release), and the next join loads it again.
@@ -119,7 +122,7 @@ func (r *room) join(c *conn, after *uint64) bool {
 func (r *room) replay(ctx context.Context, c *conn, m *member, from uint64) {
 	cursor := from
 	for {
-		msgs, err := r.h.st.After(r.name, cursor, replayPage)
+		msgs, err := r.h.st.After(r.name, cursor, replayPage, replayPageBytes)
 		if err != nil {
 			if ctx.Err() == nil && !r.dead.Load() {
 				r.h.log.Error("replay_failed", "room", r.name, "err", err)
@@ -140,8 +143,8 @@ func (r *room) replay(ctx context.Context, c *conn, m *member, from uint64) {
 			cursor = msg.Seq
 		}
 		r.h.met.MessagesOut.Add(float64(len(msgs)))
-		if len(msgs) == replayPage {
-			continue
+		if len(msgs) > 0 {
+			continue // until a read finds nothing more: then see whether to turn live
 		}
 		r.mu.Lock()
 		if r.members[c] != m || ctx.Err() != nil {
@@ -256,10 +259,15 @@ func (r *room) presenceFrame() []byte {
 	return r.presence
 }
 
-// drop ends every membership and the room's subscription: the room is gone from the hub.
-// Callers hold the Hub's lock.
-func (r *room) drop() {
+// drop ends every membership and the room's subscription: the room is gone from the hub. With
+// ifEmpty it does so only if the room has no members, and reports whether it did. Callers
+// hold the Hub's lock.
+func (r *room) drop(ifEmpty bool) bool {
 	r.mu.Lock()
+	if ifEmpty && len(r.members) > 0 {
+		r.mu.Unlock()
+		return false
+	}
 	r.dead.Store(true)
 	for _, m := range r.members {
 		m.cancel()
@@ -272,6 +280,7 @@ func (r *room) drop() {
 	r.mu.Unlock()
 	// Outside r.mu: the broker holds its own lock while it delivers, which takes r.mu.
 	r.unsubscribe()
+	return true
 }
 
 // encode marshals a frame. Kaiwa's frames always marshal.

@@ -244,8 +244,10 @@ type StoredMessage struct {
 
 // After reads up to limit messages of a room just above seq after, ascending, as they are
 // stored: cheaper than Page for a caller that sends the bytes on without looking into them.
-// ErrNotFound if the room does not exist.
-func (s *Store) After(room string, after uint64, limit int) ([]StoredMessage, error) {
+// It stops early once the messages read hold maxBytes, so that what a caller holds is bounded
+// whatever the messages' size; it always reads one message if there is one. ErrNotFound if the
+// room does not exist.
+func (s *Store) After(room string, after uint64, limit, maxBytes int) ([]StoredMessage, error) {
 	msgs := make([]StoredMessage, 0, limit)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
@@ -258,8 +260,9 @@ func (s *Store) After(room string, after uint64, limit int) ([]StoredMessage, er
 		if k != nil && binary.BigEndian.Uint64(k) == after {
 			k, v = c.Next()
 		}
-		for ; k != nil && len(msgs) < limit; k, v = c.Next() {
+		for size := 0; k != nil && len(msgs) < limit && size < maxBytes; k, v = c.Next() {
 			msgs = append(msgs, StoredMessage{Seq: binary.BigEndian.Uint64(k), JSON: clone(v)})
+			size += len(v)
 		}
 		return nil
 	})
