@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -47,7 +46,8 @@ func TestStorageFull(t *testing.T) {
 			st.Close()
 		}
 	}()
-	srv, err := server.New(server.Config{Registration: true, SecureCookies: "never"}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var logs syncBuffer
+	srv, err := server.New(server.Config{Registration: true, SecureCookies: "never"}, st, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,11 @@ func TestStorageFull(t *testing.T) {
 	if _, err := api.Login(ctx, "alice", "password-alice"); err != nil {
 		t.Errorf("sign-in on a full disk: %v", err)
 	}
-	waitMetricAtLeast(t, hs.URL, "kaiwa_commit_failures_total", 1)
+	waitMetricAtLeast(t, hs.URL, "kaiwa_commit_failures_total", 2)
+	// The log says so once per 10 s, not once per failed commit.
+	if n := strings.Count(logs.String(), "msg=commit_failed"); n != 1 {
+		t.Errorf("%d commit_failed log lines for two failed commits within 10 s, want 1:\n%s", n, logs.String())
+	}
 
 	// Free space: the failed send goes through on retry, and /healthz recovers.
 	if err := os.Remove(filler); err != nil {
@@ -165,6 +169,9 @@ func TestStorageFull(t *testing.T) {
 	}
 	if code := healthz(); code != http.StatusOK {
 		t.Errorf("/healthz = %d after a successful commit, want 200", code)
+	}
+	if !strings.Contains(logs.String(), "msg=commit_recovered") {
+		t.Errorf("no commit_recovered log line:\n%s", logs.String())
 	}
 
 	// Restart: every acked message is there.

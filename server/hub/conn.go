@@ -276,36 +276,48 @@ func (c *conn) startPings() {
 	c.pinger = time.AfterFunc(pingEvery/2+rand.N(pingEvery/2), c.ping)
 }
 
-// ping checks that the peer reads, then pings it. A peer that has had frames waiting since the
-// last tick without one message written to it has stopped reading: it is closed with 4008,
-// whatever it still answers to pings. One that reads, however slowly, is not.
+// ping checks that the peer reads and pings an idle one. A peer with frames waiting:
+//   - that has had nothing written to it since the last tick has stopped reading, and is
+//     closed with 4008;
+//   - that has had a message written since is reading, however slowly: that is proof enough
+//     that it is there, and a ping would queue behind the data (coder/websocket drops a connection whose control frame
+//     waits more than 5 s to be written).
+//
+// An idle peer is pinged, and closed if it does not answer within pingTimeout.
 func (c *conn) ping() {
-	if c.stalled() {
+	wrote, busy := c.progress()
+	switch {
+	case busy && !wrote:
 		c.close(proto.CloseSlowConsumer, "too slow: messages were not read")
+		return
+	case busy:
+		c.pinger.Reset(pingEvery)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
 	defer cancel()
-	if err := c.ws.Ping(ctx); err != nil {
-		if c.ctx.Err() == nil {
-			if c.stalled() {
-				c.close(proto.CloseSlowConsumer, "too slow: messages were not read")
-			} else {
-				c.close(websocket.StatusPolicyViolation, "no pong")
-			}
-		}
+	err := c.ws.Ping(ctx)
+	if c.ctx.Err() != nil {
 		return
 	}
-	if c.ctx.Err() == nil {
-		c.pinger.Reset(pingEvery)
+	if err != nil {
+		// Frames may have come meanwhile, with the pong behind them.
+		switch wrote, busy := c.progress(); {
+		case busy && !wrote:
+			c.close(proto.CloseSlowConsumer, "too slow: messages were not read")
+			return
+		case !wrote:
+			c.close(websocket.StatusPolicyViolation, "no pong")
+			return
+		}
 	}
+	c.pinger.Reset(pingEvery)
 }
 
-// stalled reports whether frames have waited since the last call without a message written.
-// Only the pinger calls it.
-func (c *conn) stalled() bool {
+// progress reports whether a message was written since the last call, and whether frames
+// wait or are being written. Only the pinger calls it.
+func (c *conn) progress() (wrote, busy bool) {
 	written := c.written.Load()
-	stalled := written == c.writtenAtPing && c.out.busy()
-	c.writtenAtPing = written
-	return stalled
+	wrote, c.writtenAtPing = written != c.writtenAtPing, written
+	return wrote, c.out.busy()
 }
