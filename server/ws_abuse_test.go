@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -447,6 +448,19 @@ func TestNonReaderClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	tokens := mintUsers(t, ts.st, "n", 2)
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC() // pools are emptied over two cycles
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	// The other member first: what it allocates is there both when the stalled socket is
+	// measured and after it is gone.
+	live := ts.connect(t, tokens[1])
+	live.write(proto.Join{Type: proto.TypeJoin, Room: "general"})
+	live.next(proto.TypeJoined)
+	scrape(t, ts.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stalled, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/ws", &websocket.DialOptions{
@@ -459,9 +473,10 @@ func TestNonReaderClosed(t *testing.T) {
 	if err := stalled.Write(ctx, websocket.MessageText, []byte(`{"type":"join","room":"general","after":0}`)); err != nil {
 		t.Fatal(err)
 	}
-	live := ts.connect(t, tokens[1])
-	live.write(proto.Join{Type: proto.TypeJoin, Room: "general"})
-	live.next(proto.TypeJoined)
+	// Once its buffers are full, the stalled socket holds what the heap of this process (where
+	// the server runs) loses when it is gone; kernel buffers are not counted.
+	time.Sleep(3 * time.Second)
+	heapStalled := heap()
 	start := time.Now()
 	for i := 0; ; i++ {
 		live.write(proto.Send{Type: proto.TypeSend, Room: "general", ID: "l" + strconv.Itoa(i), Text: "still here"})
@@ -478,6 +493,13 @@ func TestNonReaderClosed(t *testing.T) {
 	}
 	t.Logf("the socket that never reads was closed after %v", time.Since(start).Round(time.Millisecond))
 	waitMetric(t, ts.URL, "kaiwa_queue_overflows_total", 1)
+	stalled.CloseNow()
+	time.Sleep(time.Second)
+	held := int64(heapStalled) - int64(heap())
+	t.Logf("while it was stalled, after joining 3 MB of history with after=0, it held %.0f KiB of heap", float64(held)/1024)
+	if held > 768<<10 {
+		t.Errorf("the stalled socket held %d KiB, more than 768 KiB", held>>10)
+	}
 }
 
 var _ = http.StatusOK
