@@ -53,6 +53,21 @@ func createRoom(tx *bolt.Tx, name string, now time.Time) (proto.Room, error) {
 	return proto.Room{Name: info.Name, CreatedAt: info.CreatedAt}, nil
 }
 
+// DeleteRoom deletes a room and its whole history in one transaction, or returns ErrNotFound.
+func (s *Store) DeleteRoom(name string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rooms := tx.Bucket(bucketRooms)
+		if rooms.Bucket([]byte(name)) == nil {
+			return ErrNotFound
+		}
+		return rooms.DeleteBucket([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete room %q: %w", name, err)
+	}
+	return nil
+}
+
 // Rooms lists every room, by name.
 func (s *Store) Rooms() ([]proto.Room, error) {
 	rooms := []proto.Room{}
@@ -218,6 +233,43 @@ func (s *Store) Page(room string, before, after *uint64, limit int) ([]proto.Mes
 		return nil, false, fmt.Errorf("store: page of %q: %w", room, err)
 	}
 	return msgs, more, nil
+}
+
+// StoredMessage is one message as it is stored: its seq, and its JSON encoding, which is a
+// proto.Message without its type.
+type StoredMessage struct {
+	Seq  uint64
+	JSON []byte
+}
+
+// After reads up to limit messages of a room just above seq after, ascending, as they are
+// stored: cheaper than Page for a caller that sends the bytes on without looking into them.
+// It stops early once the messages read hold maxBytes, so that what a caller holds is bounded
+// whatever the messages' size; it always reads one message if there is one. ErrNotFound if the
+// room does not exist.
+func (s *Store) After(room string, after uint64, limit, maxBytes int) ([]StoredMessage, error) {
+	msgs := make([]StoredMessage, 0, limit)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
+		if rb == nil {
+			return ErrNotFound
+		}
+		c := rb.Bucket(bucketMsgs).Cursor()
+		// Seek to after itself and step over it: after+1 would wrap at the largest seq.
+		k, v := c.Seek(u64(after))
+		if k != nil && binary.BigEndian.Uint64(k) == after {
+			k, v = c.Next()
+		}
+		for size := 0; k != nil && len(msgs) < limit && size < maxBytes; k, v = c.Next() {
+			msgs = append(msgs, StoredMessage{Seq: binary.BigEndian.Uint64(k), JSON: clone(v)})
+			size += len(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: messages of %q: %w", room, err)
+	}
+	return msgs, nil
 }
 
 func appendMessage(msgs *[]proto.Message, v []byte) error {
