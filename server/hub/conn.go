@@ -20,10 +20,6 @@ import (
 
 // Connection limits and timings.
 const (
-	sendRate        = 20 // sends per second per connection
-	sendBurst       = 40
-	joinRate        = 10 // joins and leaves together, per second per connection
-	joinBurst       = 200
 	maxBadFrames    = 10 // bad frames in a row before 1008
 	pingEvery       = 15 * time.Second
 	pingTimeout     = 15 * time.Second // with pingEvery and the 5 s close handshake: a silent peer is gone within 35 s
@@ -78,8 +74,8 @@ func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		h: h, ws: ws, raw: raw, ctx: ctx, cancel: cancel,
-		joined: map[string]*room{}, sends: rate.NewLimiter(sendRate, sendBurst),
-		joins: rate.NewLimiter(joinRate, joinBurst),
+		joined: map[string]*room{}, sends: rate.NewLimiter(proto.SendRate, proto.SendBurst),
+		joins: rate.NewLimiter(proto.JoinRate, proto.JoinBurst),
 	}
 	c.out = newOutbox(c.writeLoop)
 	return c

@@ -12,9 +12,6 @@ import (
 	"kaiwa/shared/proto"
 )
 
-// typingEvery is the least time between two typing frames relayed for one user in one room.
-const typingEvery = 2 * time.Second
-
 // presenceEvery is the least time between two presence frames sent to a room's members: the
 // changes in between are coalesced into the next one.
 const presenceEvery = time.Second
@@ -198,10 +195,10 @@ func (r *room) leave(c *conn) (left, empty bool) {
 	return true, len(r.members) == 0
 }
 
-// typing relays that c's user is typing, at most once per typingEvery.
+// typing relays that c's user is typing, at most once per proto.TypingEvery.
 func (r *room) typing(c *conn, now time.Time) {
 	r.mu.Lock()
-	if r.members[c] == nil || now.Sub(r.typingAt[c.user.Name]) < typingEvery {
+	if r.members[c] == nil || now.Sub(r.typingAt[c.user.Name]) < proto.TypingEvery {
 		r.mu.Unlock()
 		return
 	}
