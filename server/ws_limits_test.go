@@ -246,10 +246,21 @@ func TestSlowReaderCatchesUp(t *testing.T) {
 		}
 	}()
 
+	// The senders go on until the slow member is well behind: at least 6 s, and on a slow machine
+	// until the room holds 150 messages more than the member has read (at most 60 s).
 	text := strings.Repeat("😀", 4000)
 	start := time.Now()
 	sent := 0
-	for i := 0; time.Since(start) < 6*time.Second; i++ {
+	for i := 0; time.Since(start) < 60*time.Second; i++ {
+		if time.Since(start) >= 6*time.Second && i%10 == 0 {
+			room, err := ts.st.Room("general")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if room.LastSeq >= slowSeq.Load()+150 {
+				break
+			}
+		}
 		for j, ws := range senders {
 			ws.Write(context.Background(), websocket.MessageText,
 				[]byte(`{"type":"send","room":"general","id":"m`+strconv.Itoa(i)+`-`+strconv.Itoa(j)+`","text":"`+text+`"}`))
