@@ -108,3 +108,31 @@ func (p *roomPage) Render() goapp.UI {
 	}
 	return frame(p.auth, &roomView{Room: p.room})
 }
+
+// notFoundPage is any path that is none of the app's pages, and a room that does not exist
+// leads to the same view: inside the app, with a way back to the rooms.
+type notFoundPage struct {
+	goapp.Compo
+	auth auth
+}
+
+func (p *notFoundPage) OnNav(ctx goapp.Context) {
+	ctx.Page().SetTitle("Not found · Kaiwa")
+}
+
+func (p *notFoundPage) OnMount(ctx goapp.Context) {
+	observeAuth(ctx, &p.auth, nil)
+}
+
+func (p *notFoundPage) Render() goapp.UI {
+	return frame(p.auth, notFoundView("There is no page at this address."))
+}
+
+// notFoundView says that what was asked for does not exist, and links back to the rooms.
+func notFoundView(what string) goapp.UI {
+	return goapp.Div().Class("card").DataSet("view", "not-found").Body(
+		goapp.H1().ID("not-found-title").TabIndex(-1).Text("Not found"),
+		goapp.P().Text(what),
+		goapp.P().Body(goapp.A().Href(PathHome).Text("Back to the rooms")),
+	)
+}

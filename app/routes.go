@@ -9,6 +9,8 @@
 package app
 
 import (
+	"regexp"
+
 	goapp "github.com/maxence-charriere/go-app/v10/pkg/app"
 )
 
@@ -24,6 +26,18 @@ const (
 // roomPattern matches a room's page; room names are 1–64 of a-z 0-9 - (SPEC §3).
 const roomPattern = `^/rooms/[a-z0-9-]{1,64}$`
 
+var roomPath = regexp.MustCompile(roomPattern)
+
+// IsPage reports whether path is one of the app's pages. Every other path shows the app's
+// not-found view, which the server answers with 404.
+func IsPage(path string) bool {
+	switch path {
+	case PathHome, PathLogin, PathRegister:
+		return true
+	}
+	return roomPath.MatchString(path)
+}
+
 // Routes registers Kaiwa's pages with go-app. Both the browser entry point and the server call
 // it, before running the app or serving pages; registering again replaces the same routes.
 func Routes() {
@@ -31,4 +45,6 @@ func Routes() {
 	goapp.Route(PathLogin, func() goapp.Composer { return &authPage{} })
 	goapp.Route(PathRegister, func() goapp.Composer { return &authPage{Register: true} })
 	goapp.RouteWithRegexp(roomPattern, goapp.NewZeroComponentFactory(&roomPage{}))
+	// Last: go-app tries patterns in order, and this one matches any path.
+	goapp.RouteWithRegexp(`^/`, goapp.NewZeroComponentFactory(&notFoundPage{}))
 }
