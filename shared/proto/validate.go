@@ -18,6 +18,10 @@ const (
 	PageMax        = 200
 	MaxBodyBytes   = 64 << 10 // HTTP request bodies
 	MaxClientFrame = 32 << 10 // one WebSocket message from a client
+	SendRate       = 20       // send frames per second per connection, then rate_limited
+	SendBurst      = 40
+	JoinRate       = 10 // join and leave frames together per second per connection
+	JoinBurst      = 200
 )
 
 // NormalizeUsername lowercases name and reports whether the result is a valid username:
