@@ -92,7 +92,7 @@ func newHandler(root fs.FS, logger *slog.Logger) (*handler, error) {
 	logger.Info("web_app_loaded", "version", version, "wasm_bytes", len(wasm.raw),
 		"brotli", wasm.br != nil, "gzip", wasm.gz != nil)
 
-	app.Routes()
+	app.Routes(nil)
 	pages := &goapp.Handler{
 		Name:            "Kaiwa",
 		ShortName:       "Kaiwa",
