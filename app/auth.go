@@ -55,12 +55,13 @@ func newAPI() *client.API {
 }
 
 // observeAuth makes *a follow who is signed in and calls onChange (when not nil) after each
-// change. On the first page of a load it starts the tab's session. It must be called from
-// OnMount.
+// change, and makes the page the one the tab's work runs with; on the first page of a load it
+// starts the tab's session. It must be called from OnMount.
 func observeAuth(ctx goapp.Context, tab *Tab, a *auth, onChange func()) {
 	obs := ctx.ObserveState(stateAuth, a)
 	if onChange != nil {
 		obs.OnChange(onChange)
 	}
+	tab.attach(ctx)
 	tab.start(ctx)
 }

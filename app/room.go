@@ -48,8 +48,9 @@ type roomView struct {
 	err       string
 	lastTyped time.Time
 
-	sess *client.Session
-	sub  *client.Subscription
+	sess    *client.Session
+	sub     *client.Subscription
+	release func() // removes the composer's key and submit listeners
 }
 
 // CompoID makes go-app mount a new view for another room.
@@ -88,15 +89,60 @@ func (v *roomView) OnMount(ctx goapp.Context) {
 	if v.sess.AccessToken() != "" {
 		v.loadHistory(ctx)
 	}
-	ctx.Defer(func(goapp.Context) {
+	ctx.Defer(func(ctx goapp.Context) {
 		v.scrollToBottom()
 		focusID(titleID)
+		v.listenComposer(ctx)
 	})
 }
 
 func (v *roomView) OnDismount() {
 	if v.sub != nil {
 		v.sub.Close()
+	}
+	if v.release != nil {
+		v.release()
+	}
+}
+
+// listenComposer makes Enter (see sendsOnEnter) and the form's submit send the message. Its
+// listeners are plain browser listeners, because they must prevent the default (a new line, a
+// page load) while the event is dispatched: go-app runs its handlers later, on its UI goroutine.
+func (v *roomView) listenComposer(ctx goapp.Context) {
+	form, field := goapp.Window().GetElementByID(formID), goapp.Window().GetElementByID(composerID)
+	if !form.Truthy() || !field.Truthy() {
+		return
+	}
+	keydown := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
+		if e := args[0]; sendsOnEnter(e) {
+			e.Call("preventDefault")
+			ctx.Dispatch(v.send)
+		}
+		return nil
+	})
+	// A keydown whose default is prevented inserts nothing in a browser; a key event that
+	// arrives as keydown and a separate keypress (as DevTools sends them) needs both.
+	keypress := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
+		if e := args[0]; sendsOnEnter(e) {
+			e.Call("preventDefault")
+		}
+		return nil
+	})
+	submit := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
+		args[0].Call("preventDefault")
+		ctx.Dispatch(v.send)
+		return nil
+	})
+	field.Call("addEventListener", "keydown", keydown)
+	field.Call("addEventListener", "keypress", keypress)
+	form.Call("addEventListener", "submit", submit)
+	v.release = func() {
+		field.Call("removeEventListener", "keydown", keydown)
+		field.Call("removeEventListener", "keypress", keypress)
+		form.Call("removeEventListener", "submit", submit)
+		keydown.Release()
+		keypress.Release()
+		submit.Release()
 	}
 }
 
@@ -260,18 +306,11 @@ func (v *roomView) hasOlder() bool {
 	return len(v.msgs) > 0 && v.msgs[0].Seq > 1
 }
 
-func (v *roomView) submit(ctx goapp.Context, e goapp.Event) {
-	e.PreventDefault()
-	v.send(ctx)
-}
-
-// keyDown sends on Enter, Shift+Enter starts a new line. On a touch screen Enter starts a new
-// line and the button sends: there is no Shift key to hold.
-func (v *roomView) keyDown(ctx goapp.Context, e goapp.Event) {
-	if e.Get("key").String() == "Enter" && !e.Get("shiftKey").Bool() && !e.Get("isComposing").Bool() && !touchScreen() {
-		e.PreventDefault()
-		v.send(ctx)
-	}
+// sendsOnEnter reports whether a keydown event sends the message: Enter sends, Shift+Enter
+// starts a new line, and so does Enter while an input method composes text. On a touch screen
+// Enter starts a new line and the button sends: there is no Shift key to hold.
+func sendsOnEnter(e goapp.Value) bool {
+	return e.Get("key").String() == "Enter" && !e.Get("shiftKey").Bool() && !e.Get("isComposing").Bool() && !touchScreen()
 }
 
 // touchScreen reports whether the main pointer is a finger.
@@ -315,6 +354,7 @@ func (v *roomView) send(ctx goapp.Context) {
 const (
 	logID      = "room-log"
 	composerID = "room-message"
+	formID     = "room-composer"
 	titleID    = "room-title"
 	hintID     = "room-message-hint"
 )
@@ -377,7 +417,7 @@ func (v *roomView) Render() goapp.UI {
 		),
 		goapp.P().Class("typing").Aria("live", "polite").Text(typingText(v.typingNames(time.Now()))),
 		goapp.P().Class("error").Role("alert").Hidden(v.err == "").Text(v.err),
-		goapp.Form().Class("composer").Aria("label", "Write a message").OnSubmit(v.submit).Body(
+		goapp.Form().ID(formID).Class("composer").Aria("label", "Write a message").Body(
 			goapp.Label().For(composerID).Class("visually-hidden").Text("Message"),
 			goapp.Textarea().
 				ID(composerID).
@@ -386,7 +426,6 @@ func (v *roomView) Render() goapp.UI {
 				Placeholder("Write a message").
 				Aria("describedby", hintID).
 				Attr("autocomplete", "off").
-				OnKeyDown(v.keyDown).
 				OnInput(v.input),
 			goapp.Button().Type("submit").Text("Send"),
 			goapp.P().ID(hintID).Class("visually-hidden").Text("Enter sends, Shift+Enter starts a new line; on a touch screen, the Send button sends."),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	goapp "github.com/maxence-charriere/go-app/v10/pkg/app"
@@ -26,6 +27,10 @@ const reconnectMax = 8 * time.Second
 // subscription of its own, which saves messages and the outbox to local storage and publishes
 // who is signed in (stateAuth); pages subscribe to the session for what they show.
 type Tab struct {
+	mu    sync.Mutex
+	ctx   *goapp.Context        // the context of the page shown now, guarded by mu
+	queue []func(goapp.Context) // work for the UI goroutine, guarded by mu (see do)
+
 	api     *client.API
 	started bool
 	sess    *client.Session // nil while nobody is signed in, or before the first page mounts
@@ -48,6 +53,42 @@ func (t *Tab) Session() *client.Session {
 	return t.sess
 }
 
+// attach makes ctx, the context of a page that has just mounted, the one the tab's work runs
+// with, and runs what waited for a page. Every page calls it from OnMount (see observeAuth).
+func (t *Tab) attach(ctx goapp.Context) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.ctx = &ctx
+	t.mu.Unlock()
+	t.drain(ctx)
+}
+
+// do runs f on the UI goroutine, with the context of the page shown now. It may be called from
+// any goroutine. A context's Dispatch does nothing once its page is gone, and the tab outlives
+// its pages: f waits in the queue until a page runs it, the next one to mount at the latest.
+func (t *Tab) do(f func(goapp.Context)) {
+	t.mu.Lock()
+	t.queue = append(t.queue, f)
+	ctx := t.ctx
+	t.mu.Unlock()
+	if ctx != nil {
+		ctx.Dispatch(t.drain)
+	}
+}
+
+// drain runs the queued work, on the UI goroutine.
+func (t *Tab) drain(ctx goapp.Context) {
+	t.mu.Lock()
+	queue := t.queue
+	t.queue = nil
+	t.mu.Unlock()
+	for _, f := range queue {
+		f(ctx)
+	}
+}
+
 // start runs once per load, from the first page's OnMount: it listens to the browser's
 // network and visibility events and, when a refresh cookie may exist (see hasSessionHint),
 // starts the session with a refresh. Without the hint nobody is signed in, and the app asks
@@ -58,7 +99,7 @@ func (t *Tab) start(ctx goapp.Context) {
 	}
 	t.started = true
 	t.api = newAPI()
-	t.listen(ctx)
+	t.listen()
 	if !hasSessionHint() {
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 		return
@@ -132,21 +173,12 @@ func (t *Tab) startSession(ctx goapp.Context, tb *proto.TokenBody) {
 	}})
 	sctx, stop := context.WithCancel(context.Background())
 	t.sess, t.stop = sess, stop
-	ctx.Async(func() {
+	go func() {
 		for ev := range sub.C() {
-			ctx.Dispatch(func(ctx goapp.Context) { t.apply(ctx, sess, ev) })
+			t.do(func(ctx goapp.Context) { t.apply(ctx, sess, ev) })
 		}
-	})
-	ctx.Async(func() {
-		if errors.Is(sess.Run(sctx), client.ErrLoginRequired) {
-			ctx.Dispatch(func(ctx goapp.Context) {
-				if t.sess == sess {
-					t.endSession()
-					ctx.SetState(stateAuth, auth{Status: authSignedOut})
-				}
-			})
-		}
-	})
+	}()
+	go sess.Run(sctx) // ends with EventLoginRequired when the session is over
 }
 
 // endSession stops the session, if one runs.
@@ -175,6 +207,9 @@ func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
 		data.claim(ev.Token.User.Name)
 		t.me = ev.Token.User.Name
 		ctx.SetState(stateAuth, signedIn(ev.Token))
+	case client.EventLoginRequired:
+		t.endSession()
+		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 	case client.EventState:
 		if ev.State == client.StateOffline && sess.AccessToken() == "" {
 			// The server cannot be reached to find out who is signed in.
@@ -210,10 +245,10 @@ func (t *Tab) remember(ctx goapp.Context, room string, msgs []proto.Message) {
 // listen passes the browser's hints to the session: the network went away or came back, and
 // the tab became visible again, when timers held back in a hidden or sleeping tab may be late.
 // The listeners live as long as the page.
-func (t *Tab) listen(ctx goapp.Context) {
+func (t *Tab) listen() {
 	on := func(target goapp.Value, event string, f func(s *client.Session)) {
 		target.Call("addEventListener", event, goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
-			ctx.Dispatch(func(goapp.Context) {
+			t.do(func(goapp.Context) {
 				if s := t.sess; s != nil {
 					f(s)
 				}
