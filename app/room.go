@@ -175,7 +175,7 @@ func (v *roomView) apply(ctx goapp.Context, ev client.Event) {
 			v.loadHistory(ctx)
 		}
 	case client.EventMessage:
-		v.deliver(ctx, []proto.Message{ev.Message})
+		v.show(ctx, []proto.Message{ev.Message}) // the tab saves live messages itself
 		delete(v.typing, ev.Message.From)
 	case client.EventAck:
 		// The ack can come before the broadcast of the same message: show it delivered now.
@@ -216,14 +216,20 @@ func (v *roomView) apply(ctx goapp.Context, ev client.Event) {
 	}
 }
 
-// deliver adds delivered messages, drops their pending copies and saves the room.
+// deliver shows delivered messages and saves them with the room's.
 func (v *roomView) deliver(ctx goapp.Context, msgs []proto.Message) {
+	v.show(ctx, msgs)
+	v.Tab.remember(ctx, v.Room, msgs)
+}
+
+// show adds delivered messages and drops their pending copies, keeping the log at its end if it
+// was there.
+func (v *roomView) show(ctx goapp.Context, msgs []proto.Message) {
 	atBottom := v.nearBottom()
 	v.msgs = mergeMessages(v.msgs, msgs)
 	for _, m := range msgs {
 		v.pending = slices.DeleteFunc(v.pending, func(p client.Pending) bool { return p.ID == m.ID })
 	}
-	v.Tab.remember(ctx, v.Room, msgs)
 	if atBottom {
 		ctx.Defer(func(goapp.Context) { v.scrollToBottom() })
 	}
