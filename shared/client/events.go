@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"slices"
 	"sync"
 
@@ -23,6 +24,7 @@ const (
 	EventLoginRequired                      // the session is over; sign in again
 	EventJoinRefused                        // Room, Code, Text: the server refused to join the room; the session no longer asks for it
 	EventOutbox                             // ID, Code, Outbox: the outbox changed (queued, acked, failed, retried, discarded); persist Outbox
+	EventFrame                              // Text (the frame's type), Room (when a string), Raw: a frame the session does not handle itself, from the socket in use
 )
 
 // Event is something that happened in a session.
@@ -39,6 +41,9 @@ type Event struct {
 	State   State
 	Token   proto.TokenBody
 	Outbox  []Pending // EventOutbox: the whole outbox after the change, oldest first
+	// Raw is the frame as received, for EventMessage and EventFrame: fields of the protocol
+	// this package does not decode (edits, mentions, read markers, room changes) are there.
+	Raw json.RawMessage
 }
 
 // Filter selects the events of a subscription. The zero Filter selects every event.

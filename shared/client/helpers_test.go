@@ -5,7 +5,10 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"net"
+	"net/http"
+	"net/http/cookiejar"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,9 +111,15 @@ type proxy struct {
 	cutAfterHello atomic.Bool
 	hellos        atomic.Int64
 
-	mu     sync.Mutex
-	thawed chan struct{} // closed while not frozen
-	conns  []net.Conn
+	stopped chan struct{} // closed when the test ends
+	// stuck counts the connections frozen for good by freezeExisting: those accepted first.
+	stuck    atomic.Int64
+	accepted int64 // owned by accept
+
+	mu      sync.Mutex
+	thawed  chan struct{} // closed while not frozen
+	conns   []net.Conn
+	rewrite func(msg []byte) []byte
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -119,10 +128,11 @@ func startProxy(t *testing.T, target string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, thawed: make(chan struct{})}
+	p := &proxy{ln: ln, target: target, thawed: make(chan struct{}), stopped: make(chan struct{})}
 	close(p.thawed)
 	go p.accept()
 	t.Cleanup(func() {
+		close(p.stopped)
 		ln.Close()
 		p.thaw()
 		p.mu.Lock()
@@ -157,6 +167,24 @@ func (p *proxy) thaw() {
 	}
 }
 
+// freezeExisting freezes the connections open now, for good, while new ones flow: a socket
+// whose path died while a new one can be opened.
+func (p *proxy) freezeExisting() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stuck.Store(int64(len(p.conns) / 2))
+}
+
+// hold waits while the proxy is frozen; a connection frozen for good waits until the test ends
+// and never reads again.
+func (p *proxy) hold(idx int64) {
+	if idx < p.stuck.Load() {
+		<-p.stopped
+		return
+	}
+	p.waitThawed()
+}
+
 func (p *proxy) waitThawed() {
 	p.mu.Lock()
 	ch := p.thawed
@@ -177,25 +205,81 @@ func (p *proxy) accept() {
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, c, s)
+		idx := int64(len(p.conns)/2 - 1)
 		p.mu.Unlock()
-		go p.pipe(c, s, false)
-		go p.pipe(s, c, true)
+		go p.pipe(c, s, false, idx)
+		go p.pipe(s, c, true, idx)
 	}
 }
 
 // pipe copies from src to dst, holding data back while frozen.
-func (p *proxy) pipe(src, dst net.Conn, fromServer bool) {
+func (p *proxy) pipe(src, dst net.Conn, fromServer bool, idx int64) {
 	defer dst.Close()
 	defer src.Close()
+	if fromServer {
+		p.pipeDown(src, dst, idx)
+		return
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			p.waitThawed()
+			p.hold(idx)
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
-			if fromServer && bytes.Contains(buf[:n], []byte(`"type":"hello"`)) {
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// pipeDown copies the server's answer to the client: the HTTP response, then WebSocket frames
+// one by one, so that it can count hellos, cut after one, and rewrite text messages.
+func (p *proxy) pipeDown(src, dst net.Conn, idx int64) {
+	var pending []byte
+	upgraded := false
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		pending = append(pending, buf[:n]...)
+		if !upgraded {
+			i := bytes.Index(pending, []byte("\r\n\r\n"))
+			if i >= 0 {
+				p.hold(idx)
+				if _, err := dst.Write(pending[:i+4]); err != nil {
+					return
+				}
+				upgraded = bytes.HasPrefix(pending, []byte("HTTP/1.1 101"))
+				pending = pending[i+4:]
+				if !upgraded {
+					p.passThrough(src, dst, pending, idx)
+					return
+				}
+			}
+		}
+		for upgraded {
+			frame, payload, rest, ok := nextFrame(pending)
+			if !ok {
+				break
+			}
+			pending = rest
+			hello := false
+			if frame[0] == 0x81 { // one text message in one frame
+				hello = bytes.Contains(payload, []byte(`"type":"hello"`))
+				p.mu.Lock()
+				rewrite := p.rewrite
+				p.mu.Unlock()
+				if rewrite != nil {
+					frame = textFrame(rewrite(payload))
+				}
+			}
+			p.hold(idx)
+			if _, err := dst.Write(frame); err != nil {
+				return
+			}
+			if hello {
 				p.hellos.Add(1)
 				if p.cutAfterHello.Load() {
 					return
@@ -206,4 +290,81 @@ func (p *proxy) pipe(src, dst net.Conn, fromServer bool) {
 			return
 		}
 	}
+}
+
+func (p *proxy) passThrough(src, dst net.Conn, pending []byte, idx int64) {
+	p.hold(idx)
+	if _, err := dst.Write(pending); err != nil {
+		return
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.hold(idx)
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// nextFrame splits the first whole WebSocket frame (as a server sends it: unmasked) off b.
+func nextFrame(b []byte) (frame, payload, rest []byte, ok bool) {
+	if len(b) < 2 {
+		return nil, nil, b, false
+	}
+	n, h := uint64(b[1]&0x7f), 2
+	switch n {
+	case 126:
+		if len(b) < 4 {
+			return nil, nil, b, false
+		}
+		n, h = uint64(binary.BigEndian.Uint16(b[2:4])), 4
+	case 127:
+		if len(b) < 10 {
+			return nil, nil, b, false
+		}
+		n, h = binary.BigEndian.Uint64(b[2:10]), 10
+	}
+	if uint64(len(b)-h) < n {
+		return nil, nil, b, false
+	}
+	end := h + int(n)
+	return b[:end:end], b[h:end], b[end:], true
+}
+
+// textFrame encodes one unmasked text frame.
+func textFrame(payload []byte) []byte {
+	var f []byte
+	switch n := len(payload); {
+	case n < 126:
+		f = []byte{0x81, byte(n)}
+	case n < 1<<16:
+		f = binary.BigEndian.AppendUint16([]byte{0x81, 126}, uint16(n))
+	default:
+		f = binary.BigEndian.AppendUint64([]byte{0x81, 127}, uint64(n))
+	}
+	return append(f, payload...)
+}
+
+// setRewrite makes the proxy pass every text message from the server through f (nil: none).
+func (p *proxy) setRewrite(f func(msg []byte) []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rewrite = f
+}
+
+// api returns an API whose base URL is the proxy, so that the session's sockets go through
+// it, while its HTTP calls go straight to the server.
+func (p *proxy) api() *client.API {
+	jar, _ := cookiejar.New(nil)
+	direct := &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, p.target)
+	}}
+	return client.NewAPI(p.URL(), &http.Client{Jar: jar, Transport: direct})
 }

@@ -5,6 +5,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,7 +148,8 @@ func TestBackoffHoldsWhenSocketsDieAfterHello(t *testing.T) {
 }
 
 // TestFrozenNetworkLeavesConnected: when the network stops carrying anything (nothing is
-// closed), the session notices and leaves "connected".
+// closed), the session notices and leaves "connected"; Online brings it back at once once the
+// network is back, and Offline takes it offline until Online.
 func TestFrozenNetworkLeavesConnected(t *testing.T) {
 	ts, _ := startServer(t, server.Config{})
 	p := startProxy(t, ts.Listener.Addr().String())
@@ -169,4 +171,114 @@ func TestFrozenNetworkLeavesConnected(t *testing.T) {
 		}
 		return false
 	})
+	p.thaw()
+	sess.Online()
+	waitFor(t, "connected again after Online", func() bool { return sess.State() == client.StateConnected })
+	sess.Offline()
+	waitFor(t, "offline after Offline", func() bool { return sess.State() == client.StateOffline })
+	hellos := p.hellos.Load()
+	sess.Online()
+	waitFor(t, "connected after Online", func() bool { return sess.State() == client.StateConnected })
+	if p.hellos.Load() != hellos+1 {
+		t.Errorf("%d sockets opened to come back online, want 1", p.hellos.Load()-hellos)
+	}
+}
+
+// TestSessionStartsFromOptions: rooms and an outbox kept from an earlier session are given in
+// Options: the session resumes each room after its last seq, sends what was pending (once:
+// a send that reached the server before is not stored again) and keeps what had failed.
+func TestSessionStartsFromOptions(t *testing.T) {
+	ts, st := startServer(t, server.Config{})
+	api, tb := register(t, ts.URL, "alice")
+	for i := range 3 {
+		if _, _, err := st.Append("general", tb.User.ID, "alice", fmt.Sprint("old-", i), fmt.Sprint("old ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess := client.NewSession(api, client.Options{
+		Token: &tb,
+		Rooms: map[string]uint64{"general": 1},
+		Outbox: []client.Pending{
+			{Room: "general", ID: "old-2", Text: "old 2"}, // stored already; its ack was lost
+			{Room: "general", ID: "new", Text: "new"},
+			{Room: "general", ID: "failed", Text: "x", Failed: true, Code: proto.CodeTextTooLong},
+		},
+	})
+	if n := len(sess.Outbox()); n != 3 {
+		t.Fatalf("outbox of %d before Run, want 3", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub := sess.Subscribe(client.Filter{Room: "general", Kinds: []client.EventKind{client.EventMessage}})
+	go sess.Run(ctx)
+	var seqs []uint64
+	for len(seqs) < 3 {
+		select {
+		case ev := <-sub.C():
+			seqs = append(seqs, ev.Message.Seq)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("messages %v within 30 s, want seqs 2 to 4", seqs)
+		}
+	}
+	if seqs[0] != 2 || seqs[1] != 3 || seqs[2] != 4 {
+		t.Fatalf("seqs %v, want 2 3 4", seqs)
+	}
+	waitFor(t, "the pending sends acked", func() bool { return len(sess.Outbox()) == 1 })
+	if p := sess.Outbox()[0]; p.ID != "failed" || !p.Failed {
+		t.Fatalf("outbox %+v, want the failed send only", p)
+	}
+	room, err := st.Room("general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.LastSeq != 4 {
+		t.Fatalf("%d messages stored, want 4", room.LastSeq)
+	}
+}
+
+// TestStuckSocketDoesNotStallSession: the socket in use stops being read (its path died; new
+// connections still work) while the session has much to write to it. The token refresh still
+// opens a new socket on time, which takes over by make-before-break (no reconnect), and every
+// send, written to the stuck socket first, is stored once.
+func TestStuckSocketDoesNotStallSession(t *testing.T) {
+	ts, st := startServer(t, server.Config{AccessTTL: 4 * time.Second})
+	p := startProxy(t, ts.Listener.Addr().String())
+	api := p.api() // its HTTP calls go straight to the server: only the socket gets stuck
+	tb, err := api.Register(context.Background(), "alice", "password-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sess := client.NewSession(api, client.Options{Token: &tb})
+	events := record(ctx, sess.Events())
+	sess.JoinAfter("general", 0)
+	go sess.Run(ctx)
+	waitFor(t, "connected", func() bool { return events.count(isState(client.StateConnected)) > 0 })
+	p.freezeExisting()
+	const n = 40 // 16 kB each
+	big := strings.Repeat("😀", proto.TextMax)
+	for range n {
+		sess.Send("general", big)
+	}
+	waitFor(t, "every send acked", func() bool { return len(sess.Outbox()) == 0 })
+	room, err := st.Room("general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.LastSeq != n {
+		t.Errorf("%d messages stored, want %d", room.LastSeq, n)
+	}
+	var states []client.State
+	for _, ev := range events.snapshot() {
+		if ev.Kind == client.EventState {
+			states = append(states, ev.State)
+		}
+	}
+	if len(states) != 1 {
+		t.Errorf("states %v, want connected only: the stuck socket held the session back", states)
+	}
+	if events.count(func(ev client.Event) bool { return ev.Kind == client.EventReplaced }) == 0 {
+		t.Error("the stuck socket was not replaced by make-before-break")
+	}
 }

@@ -127,6 +127,9 @@ type roomState struct {
 
 type pending struct {
 	Pending
+	// queued is set by the Run goroutine once it has taken the send in, after every call made
+	// before it (Join first, then Send, is seen in that order).
+	queued    bool
 	sentOn    *socket   // the socket it was last sent on
 	tries     int       // refusals for rate or storage in a row
 	notBefore time.Time // when it may be sent again after such a refusal
@@ -155,11 +158,15 @@ func NewSession(api *API, opts Options) *Session {
 		s.tokenAt = time.Now()
 	}
 	for room, seq := range opts.Rooms {
+		if !proto.ValidRoomName(room) {
+			s.do(func() { s.join(room, 0, false) }) // refused when Run starts
+			continue
+		}
 		s.rooms[room] = &roomState{lastSeq: seq, known: seq > 0}
 	}
 	for _, p := range opts.Outbox {
 		if !slices.ContainsFunc(s.outbox, func(q *pending) bool { return q.ID == p.ID }) {
-			s.outbox = append(s.outbox, &pending{Pending: p})
+			s.outbox = append(s.outbox, &pending{Pending: p, queued: true})
 		}
 	}
 	s.legacy = newSubscription(s, Filter{}, opts.Events)
@@ -297,7 +304,12 @@ func (s *Session) SendWithID(room, id, text string) {
 	s.outbox = append(s.outbox, p)
 	s.outboxChangedLocked(id, code)
 	s.mu.Unlock()
-	s.do(s.flush)
+	s.do(func() {
+		s.mu.Lock()
+		p.queued = true
+		s.mu.Unlock()
+		s.flush()
+	})
 }
 
 // Retry puts a failed send back in the queue.
@@ -409,8 +421,18 @@ func (s *Session) Run(ctx context.Context) error {
 		for _, sk := range s.sockets() {
 			s.drop(sk, 1000, "bye")
 		}
+		// Commands queued before the end still run, on a session that is over: a socket
+		// dialled meanwhile is closed rather than leaked.
+		s.over = true
 		s.mu.Lock()
-		s.stopped, s.cmds = true, nil
+		s.stopped = true
+		cmds := s.cmds
+		s.cmds = nil
+		s.mu.Unlock()
+		for _, f := range cmds {
+			f()
+		}
+		s.mu.Lock()
 		for _, sub := range s.subs {
 			sub.end()
 		}
@@ -536,7 +558,7 @@ func (s *Session) scheduleRefresh() {
 
 // refresh starts a refresh, or joins the one in flight; refreshed gets the outcome.
 func (s *Session) refresh() {
-	if !s.over {
+	if !s.over && !s.offline {
 		s.startRefresh()
 	}
 }
@@ -575,6 +597,9 @@ func (s *Session) end() {
 // failed counts a failed attempt and schedules the next one with backoff: the ceiling doubles
 // from 500 ms up to MaxBackoff, and the wait is between half the ceiling and all of it.
 func (s *Session) failed() {
+	if s.offline {
+		return // Online or CheckNow tries again
+	}
 	s.attempts++
 	if s.cur == nil {
 		if s.attempts >= 3 {
@@ -611,7 +636,8 @@ func (s *Session) handle(e sockEvent) {
 	}
 }
 
-func (s *Session) frame(sk *socket, f *proto.Frame) {
+func (s *Session) frame(sk *socket, fr *frame) {
+	f := &fr.Frame
 	switch f.Type {
 	case proto.TypeHello:
 		sk.ready, sk.helloAt = true, time.Now()
@@ -644,7 +670,7 @@ func (s *Session) frame(sk *socket, f *proto.Frame) {
 			s.logf("room %s: seq %d after %d", f.Room, f.Seq, rs.lastSeq)
 		}
 		rs.lastSeq = f.Seq
-		s.emit(Event{Kind: EventMessage, Room: f.Room, Message: proto.Message{Room: f.Room, Seq: f.Seq, ID: f.ID, From: f.From, Text: f.Text, TS: f.TS}})
+		s.emit(Event{Kind: EventMessage, Room: f.Room, Message: proto.Message{Room: f.Room, Seq: f.Seq, ID: f.ID, From: f.From, Text: f.Text, TS: f.TS}, Raw: fr.raw})
 	case proto.TypeAck:
 		sk.acked = true
 		s.attempts = 0
@@ -657,6 +683,7 @@ func (s *Session) frame(sk *socket, f *proto.Frame) {
 		}
 		s.mu.Unlock()
 	case proto.TypePresence:
+		sk.presence[f.Room] = f.Online
 		if sk == s.cur {
 			s.emit(Event{Kind: EventPresence, Room: f.Room, Online: f.Online})
 		}
@@ -669,6 +696,10 @@ func (s *Session) frame(sk *socket, f *proto.Frame) {
 			s.sendRefused(f)
 		} else {
 			s.frameRefused(sk, f)
+		}
+	default:
+		if sk == s.cur {
+			s.emit(Event{Kind: EventFrame, Room: f.Room, Text: f.Type, Raw: fr.raw})
 		}
 	}
 }
@@ -746,6 +777,12 @@ func (s *Session) promote() {
 	if s.cur.ready {
 		s.setState(StateConnected)
 	}
+	// Presence sent to the new socket while it was joining was not passed on.
+	for room, online := range s.cur.presence {
+		if s.rooms[room] != nil {
+			s.emit(Event{Kind: EventPresence, Room: room, Online: online})
+		}
+	}
 	s.flush()
 }
 
@@ -796,7 +833,7 @@ func (s *Session) flush() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.outbox {
-		if p.Failed || p.sentOn == sk || now.Before(p.notBefore) || s.rooms[p.Room] != nil && !sk.joined[p.Room] {
+		if !p.queued || p.Failed || p.sentOn == sk || now.Before(p.notBefore) || s.rooms[p.Room] != nil && !sk.joined[p.Room] {
 			continue
 		}
 		if !s.limiter.Allow() {

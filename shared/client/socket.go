@@ -31,17 +31,24 @@ type socket struct {
 	probe chan struct{} // capacity 1: check the socket now
 	alive chan struct{} // capacity 1: a message was read (for probes that wait for one)
 
-	dropped bool
-	joined  map[string]bool
-	joins   []string // rooms asked for and not answered yet, oldest first
-	ready   bool     // hello received
-	helloAt time.Time
-	acked   bool // an ack arrived on it
+	dropped  bool
+	joined   map[string]bool
+	joins    []string            // rooms asked for and not answered yet, oldest first
+	presence map[string][]string // the last presence of each room
+	ready    bool                // hello received
+	helloAt  time.Time
+	acked    bool // an ack arrived on it
+}
+
+// frame is a frame from the server, decoded and as received.
+type frame struct {
+	proto.Frame
+	raw json.RawMessage
 }
 
 type sockEvent struct {
 	s      *socket
-	frames []proto.Frame
+	frames []frame
 	err    error // the socket ended
 }
 
@@ -90,7 +97,8 @@ func (s *Session) dialed(ws *websocket.Conn, err error) {
 	ws.SetReadLimit(-1) // the server packs many frames into one message
 	sk := &socket{
 		ws: ws, out: make(chan []byte, writeQueue), done: make(chan struct{}),
-		probe: make(chan struct{}, 1), alive: make(chan struct{}, 1), joined: map[string]bool{},
+		probe: make(chan struct{}, 1), alive: make(chan struct{}, 1),
+		joined: map[string]bool{}, presence: map[string][]string{},
 	}
 	go s.read(sk)
 	go sk.writeLoop()
@@ -207,15 +215,20 @@ func (s *Session) read(sk *socket) {
 		case sk.alive <- struct{}{}:
 		default:
 		}
-		var frames []proto.Frame
+		var frames []frame
 		for line := range bytes.SplitSeq(data, []byte{'\n'}) {
 			if len(line) == 0 {
 				continue
 			}
-			var f proto.Frame
-			if err := json.Unmarshal(line, &f); err != nil {
-				s.logf("bad frame from server: %v", err)
-				continue
+			f := frame{raw: line}
+			if err := json.Unmarshal(line, &f.Frame); err != nil {
+				// A frame of a newer protocol may not fit proto.Frame: pass it on by its type.
+				var typ struct{ Type string }
+				if json.Unmarshal(line, &typ) != nil || typ.Type == "" {
+					s.logf("bad frame from server: %v", err)
+					continue
+				}
+				f.Frame = proto.Frame{Type: typ.Type}
 			}
 			frames = append(frames, f)
 		}
