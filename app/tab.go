@@ -35,7 +35,6 @@ type Tab struct {
 	started bool
 	sess    *client.Session // nil while nobody is signed in, or before the first page mounts
 	stop    context.CancelFunc
-	me      string                     // the signed-in user, once known
 	saved   map[string][]proto.Message // by room: the newest messages, as kept in local storage
 }
 
@@ -113,7 +112,6 @@ func (t *Tab) signIn(ctx goapp.Context, tb proto.TokenBody) {
 	t.endSession()
 	localData{ctx.LocalStorage()}.claim(tb.User.Name)
 	t.saved = map[string][]proto.Message{}
-	t.me = tb.User.Name
 	t.startSession(ctx, &tb)
 	ctx.SetState(stateAuth, signedIn(tb))
 }
@@ -132,7 +130,6 @@ func (t *Tab) signOut(ctx goapp.Context) error {
 	ctx.Dispatch(func(ctx goapp.Context) {
 		t.endSession()
 		t.saved = map[string][]proto.Message{}
-		t.me = ""
 		localData{ctx.LocalStorage()}.clear()
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 	})
@@ -205,7 +202,6 @@ func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
 			t.saved = map[string][]proto.Message{}
 		}
 		data.claim(ev.Token.User.Name)
-		t.me = ev.Token.User.Name
 		ctx.SetState(stateAuth, signedIn(ev.Token))
 	case client.EventLoginRequired:
 		t.endSession()
