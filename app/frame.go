@@ -20,6 +20,7 @@ func frame(a auth, content ...goapp.UI) goapp.UI {
 			}),
 		),
 		&updateNotice{},
+		&insecureNotice{},
 		goapp.Main().ID("main").TabIndex(-1).Body(content...),
 	)
 }

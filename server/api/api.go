@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"kaiwa/server/auth"
 	"kaiwa/server/hub"
 	"kaiwa/server/metrics"
@@ -25,6 +27,22 @@ type Config struct {
 	Hub           *hub.Hub
 	// Metrics receives counts of refused credentials; nil means a set nobody serves.
 	Metrics *metrics.Metrics
+	// Registrations limits sign-ups per client IP, RoomCreations room creations per user
+	// (NewAbuseLimiter); nil means no limit.
+	Registrations, RoomCreations *auth.Limiter
+}
+
+// The abuse limits of registrations and room creations: AbuseBurst at once, then one every
+// AbuseInterval.
+const (
+	AbuseBurst    = 20
+	AbuseInterval = 10 * time.Second
+)
+
+// NewAbuseLimiter returns a limiter of the abuse limits for Config.Registrations or
+// Config.RoomCreations. A nil now means time.Now.
+func NewAbuseLimiter(now func() time.Time) *auth.Limiter {
+	return auth.NewLimiter(rate.Every(AbuseInterval), AbuseBurst, 0, now)
 }
 
 // API serves /api/. Build it with New and mount it with Register.
@@ -60,6 +78,8 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"POST", "/api/rooms", a.bearer(a.createRoom)},
 		{"GET", "/api/rooms/{room}/messages", a.bearer(a.messages)},
 		{"GET", "/api/admin/backup", a.bearer(a.admin(a.backup))},
+		{"POST", "/api/admin/users/{user}/disable", a.bearer(a.admin(a.setDisabled(true)))},
+		{"POST", "/api/admin/users/{user}/enable", a.bearer(a.admin(a.setDisabled(false)))},
 		{"GET", "/ws", a.websocket},
 	}
 	allowed := map[string][]string{} // path → its methods, in the order of routes
@@ -144,6 +164,11 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	// Only a sign-up that will be hashed counts: a badly formed one costs nothing.
+	if _, ok := proto.NormalizeUsername(creds.Username); ok && proto.ValidPassword(creds.Password) &&
+		a.limited(w, r, a.cfg.Registrations, auth.ClientIP(r)) {
+		return
+	}
 	g, err := a.auth.Register(r.Context(), creds.Username, creds.Password)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -159,7 +184,10 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	name, _ := proto.NormalizeUsername(creds.Username)
+	name, valid := proto.NormalizeUsername(creds.Username)
+	if !valid {
+		name = "" // a name that cannot exist is never hashed for, nor remembered
+	}
 	ip := auth.ClientIP(r)
 	if wait := a.throttle.Check(name, ip); wait > 0 {
 		a.cfg.Metrics.LoginThrottled.Inc()
@@ -168,9 +196,16 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := a.auth.Login(r.Context(), creds.Username, creds.Password)
-	if errors.Is(err, auth.ErrInvalidCredentials) {
+	switch {
+	case errors.Is(err, auth.ErrInvalidCredentials):
 		a.cfg.Metrics.LoginFailures.Inc()
-		a.throttle.Fail(name, ip)
+		if valid {
+			a.throttle.Fail(name, ip)
+		}
+	case err != nil && r.Context().Err() != nil:
+		// The client gave up while its password waited for a hash: not a failure, not a fault.
+		a.log.Info("login_abandoned", slog.String("ip", ip), slog.Any("err", err))
+		return
 	}
 	if err != nil {
 		a.writeError(w, r, err)
@@ -194,7 +229,11 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) {
 			a.cfg.Metrics.RefreshReuse.Inc()
 			a.log.Warn("refresh_reused", slog.String("ip", auth.ClientIP(r)))
 		}
-		a.clearCookie(w, r)
+		// Only a token refused for good is cleared: a fault of the server (storage, say) must
+		// never sign the user out.
+		if errors.Is(err, auth.ErrUnauthorized) || errors.Is(err, auth.ErrRefreshReused) {
+			a.clearCookie(w, r)
+		}
 		a.writeError(w, r, err)
 		return
 	}
@@ -240,6 +279,9 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request) {
 	}
 	if !proto.ValidRoomName(req.Name) {
 		a.writeError(w, r, errInvalidRoom)
+		return
+	}
+	if a.limited(w, r, a.cfg.RoomCreations, claimsOf(r).Subject) {
 		return
 	}
 	room, err := a.st.CreateRoom(req.Name)
@@ -314,6 +356,44 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	a.log.Info("backup_sent", slog.Int64("bytes", n), slog.String("user", claimsOf(r).Name))
+}
+
+// limited takes a token of lim for key and reports whether none was left, in which case it has
+// answered 429 with Retry-After. A nil lim never limits.
+func (a *API) limited(w http.ResponseWriter, r *http.Request, lim *auth.Limiter, key string) bool {
+	if lim == nil {
+		return false
+	}
+	wait := lim.Allow(key)
+	if wait == 0 {
+		return false
+	}
+	secs := strconv.Itoa(retrySeconds(wait))
+	w.Header().Set("Retry-After", secs)
+	a.writeError(w, r, errorf(http.StatusTooManyRequests, proto.CodeTooManyRequests, "Too many requests. Try again in "+secs+" s."))
+	return true
+}
+
+// setDisabled disables or enables the user of the path. An administrator cannot disable
+// themselves: the last one would lock everyone out of the admin endpoints.
+func (a *API) setDisabled(disabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name, _ := proto.NormalizeUsername(r.PathValue("user"))
+		if disabled && name == claimsOf(r).Name {
+			a.writeError(w, r, errorf(http.StatusForbidden, proto.CodeForbidden, "An administrator cannot disable themselves."))
+			return
+		}
+		if err := a.auth.SetDisabled(name, disabled); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		event := "user_enabled"
+		if disabled {
+			event = "user_disabled"
+		}
+		a.log.Info(event, slog.String("user", name), slog.String("by", claimsOf(r).Name))
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // writeGrant sets the refresh cookie and writes the token body.

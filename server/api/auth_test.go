@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"kaiwa/server/api"
 	"kaiwa/server/auth"
 	"kaiwa/server/auth/authtest"
+	"kaiwa/server/hub"
 	"kaiwa/shared/proto"
 )
 
@@ -29,10 +31,17 @@ func newAPIServer(t *testing.T, now func() time.Time, throttle auth.ThrottleConf
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := slog.New(slog.DiscardHandler)
+	h := hub.New(hub.Config{}, st, a, log)
+	a.OnRevoke = h.Revoke
 	mux := http.NewServeMux()
-	api.New(api.Config{Registration: true, SecureCookies: "auto"}, st, a, auth.NewThrottle(throttle, now), slog.New(slog.DiscardHandler)).Register(mux)
+	cfg := api.Config{Registration: true, SecureCookies: "auto", Hub: h, Registrations: api.NewAbuseLimiter(now), RoomCreations: api.NewAbuseLimiter(now)}
+	api.New(cfg, st, a, auth.NewThrottle(throttle, now), log).Register(mux)
 	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() {
+		ts.Close()
+		h.Close(context.Background())
+	})
 	return &testServer{Server: ts, st: st}
 }
 
@@ -266,19 +275,27 @@ func TestLoginEnumeration(t *testing.T) {
 	login := func(name string) response {
 		return do(t, ts.URL, request{method: "POST", path: "/api/auth/login", body: `{"username":"` + name + `","password":"wrong horse"}`})
 	}
-	unknown, wrong := login("mallory"), login("alice")
+	wrong := login("alice")
 	wantError(t, wrong, http.StatusUnauthorized, proto.CodeInvalidCredentials)
-	if unknown.StatusCode != wrong.StatusCode {
-		t.Errorf("status: unknown user %d, wrong password %d", unknown.StatusCode, wrong.StatusCode)
-	}
-	if string(unknown.body) != string(wrong.body) {
-		t.Errorf("bodies differ:\nunknown user   %q\nwrong password %q", unknown.body, wrong.body)
-	}
-	for _, h := range []http.Header{unknown.Header, wrong.Header} {
-		h.Del("Date")
-	}
-	if fmt.Sprint(unknown.Header) != fmt.Sprint(wrong.Header) {
-		t.Errorf("headers differ:\nunknown user   %v\nwrong password %v", unknown.Header, wrong.Header)
+	wrong.Header.Del("Date")
+	for _, tc := range []struct{ name, user string }{
+		{"unknown user", "mallory"},
+		{"a name that cannot exist", "al"},
+		{"a 60 KB name", strings.Repeat("a", 60_000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			other := login(tc.user)
+			if other.StatusCode != wrong.StatusCode {
+				t.Errorf("status: %s %d, wrong password %d", tc.name, other.StatusCode, wrong.StatusCode)
+			}
+			if string(other.body) != string(wrong.body) {
+				t.Errorf("bodies differ:\n%s   %q\nwrong password %q", tc.name, other.body, wrong.body)
+			}
+			other.Header.Del("Date")
+			if fmt.Sprint(other.Header) != fmt.Sprint(wrong.Header) {
+				t.Errorf("headers differ:\n%s   %v\nwrong password %v", tc.name, other.Header, wrong.Header)
+			}
+		})
 	}
 }
 
@@ -374,18 +391,24 @@ func TestAuthOrigins(t *testing.T) {
 	ts := newServer(t, server.Config{Registration: true, Origins: []string{"https://chat.example.com"}})
 	_, cookie := signup(t, ts.URL, "alice")
 	self := "http://" + ts.Listener.Addr().String()
+	host := ts.Listener.Addr().String()
 	tests := []struct {
 		name, origin string
+		forwarded    string // X-Forwarded-Proto, as a TLS proxy in front would set it
 		allowed      bool
 	}{
-		{"no origin", "", true},
-		{"same host", self, true},
-		{"listed origin", "https://chat.example.com", true},
-		{"listed origin, other case", "https://Chat.Example.com", true},
-		{"evil origin", "http://evil.example", false},
-		{"listed host, other scheme", "http://chat.example.com", false},
-		{"listed host as a suffix", "https://chat.example.com.evil.example", false},
-		{"null", "null", false},
+		{"no origin", "", "", true},
+		{"same host", self, "", true},
+		{"same host over https, served over http", "https://" + host, "", false},
+		{"same host over https behind a TLS proxy", "https://" + host, "https", true},
+		{"same host over http behind a TLS proxy", "http://" + host, "https", false},
+		{"same host over http behind a plain proxy", "http://" + host, "http", true},
+		{"listed origin", "https://chat.example.com", "", true},
+		{"listed origin, other case", "https://Chat.Example.com", "", true},
+		{"evil origin", "http://evil.example", "", false},
+		{"listed host, other scheme", "http://chat.example.com", "", false},
+		{"listed host as a suffix", "https://chat.example.com.evil.example", "", false},
+		{"null", "null", "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -393,12 +416,16 @@ func TestAuthOrigins(t *testing.T) {
 			if tc.origin != "" {
 				hdr["Origin"] = tc.origin
 			}
+			if tc.forwarded != "" {
+				hdr["X-Forwarded-Proto"] = tc.forwarded
+			}
 			// Bodies that fail after the origin check, cheaply: no password is hashed.
 			for _, req := range []request{
 				{method: "POST", path: "/api/auth/login", body: `not json`, header: hdr},
 				{method: "POST", path: "/api/auth/register", body: `not json`, header: hdr},
 				{method: "POST", path: "/api/auth/refresh", header: hdr},
 				{method: "POST", path: "/api/auth/logout", cookie: "no.such", header: hdr},
+				{method: "GET", path: "/ws", header: hdr}, // no subprotocol: 400 once the origin passes
 			} {
 				resp := do(t, ts.URL, req)
 				if tc.allowed && resp.StatusCode == http.StatusForbidden {
@@ -410,6 +437,16 @@ func TestAuthOrigins(t *testing.T) {
 			}
 		})
 	}
+	t.Run("with -secure-cookies always the server is taken to be reached over https", func(t *testing.T) {
+		ts := newServer(t, server.Config{Registration: true, SecureCookies: "always"})
+		host := ts.Listener.Addr().String()
+		for origin, allowed := range map[string]bool{"https://" + host: true, "http://" + host: false} {
+			resp := do(t, ts.URL, request{method: "POST", path: "/api/auth/login", body: `not json`, header: map[string]string{"Origin": origin}})
+			if got := resp.StatusCode != http.StatusForbidden; got != allowed {
+				t.Errorf("origin %s: %d %s, want allowed %t", origin, resp.StatusCode, resp.body, allowed)
+			}
+		}
+	})
 	t.Run("a refused refresh does not rotate the cookie", func(t *testing.T) {
 		resp := do(t, ts.URL, request{method: "POST", path: "/api/auth/refresh", cookie: cookie, header: map[string]string{"Origin": "http://evil.example"}})
 		wantError(t, resp, http.StatusForbidden, proto.CodeForbiddenOrigin)

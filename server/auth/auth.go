@@ -149,9 +149,14 @@ func (a *Auth) Register(ctx context.Context, username, password string) (Grant, 
 }
 
 // Login checks a username and password. Unknown users and wrong passwords both give
-// ErrInvalidCredentials after the same work.
+// ErrInvalidCredentials after the same work; a username that cannot exist (not a valid name
+// once lowercased) gives it at once, without hashing: it tells nothing about who exists.
+// Disabled users give ErrInvalidCredentials too, after the work of a right password.
 func (a *Auth) Login(ctx context.Context, username, password string) (Grant, error) {
-	name, _ := proto.NormalizeUsername(username)
+	name, ok := proto.NormalizeUsername(username)
+	if !ok {
+		return Grant{}, ErrInvalidCredentials
+	}
 	u, err := a.st.UserByName(name)
 	hash := u.PasswordHash
 	if err != nil {
@@ -164,7 +169,7 @@ func (a *Auth) Login(ctx context.Context, username, password string) (Grant, err
 	if verr != nil {
 		return Grant{}, verr
 	}
-	if err != nil || !ok {
+	if err != nil || !ok || u.Disabled {
 		return Grant{}, ErrInvalidCredentials
 	}
 	return a.startSession(u)
@@ -189,6 +194,23 @@ func (a *Auth) SetPassword(ctx context.Context, username, password string) error
 	return err
 }
 
+// SetDisabled disables or enables the user named username. Disabling revokes every session of
+// the user (OnRevoke closes their sockets); until enabled again the user cannot sign in
+// (ErrInvalidCredentials) or refresh (ErrUnauthorized). store.ErrNotFound for an unknown user.
+func (a *Auth) SetDisabled(username string, disabled bool) error {
+	name, ok := proto.NormalizeUsername(username)
+	if !ok {
+		return fmt.Errorf("auth: disable %q: %w", username, store.ErrNotFound)
+	}
+	u, err := a.st.UserByName(name)
+	if err != nil {
+		return err
+	}
+	ids, err := a.st.SetUserDisabled(u.ID, disabled)
+	a.revoked(ids...)
+	return err
+}
+
 func (a *Auth) startSession(u store.User) (Grant, error) {
 	now := a.cfg.Now()
 	sid := randomID(16)
@@ -197,7 +219,9 @@ func (a *Auth) startSession(u store.User) (Grant, error) {
 		ID: sid, UserID: u.ID, CreatedAt: now.UTC(), ExpiresAt: now.Add(a.cfg.RefreshTTL).UTC(),
 		Current: [][]byte{hashSecret(secret)},
 	}
-	if err := a.st.CreateSession(sess); err != nil {
+	if err := a.st.CreateSession(sess); errors.Is(err, store.ErrDisabled) {
+		return Grant{}, ErrInvalidCredentials // disabled while its password was being checked
+	} else if err != nil {
 		return Grant{}, err
 	}
 	return a.grant(u, sid, sid+"."+secret, now)
@@ -211,9 +235,13 @@ func (a *Auth) grant(u store.User, sid, refresh string, now time.Time) (Grant, e
 	return Grant{User: u, SessionID: sid, Access: access, Now: now, ExpiresAt: exp, Refresh: refresh}, nil
 }
 
-// Refresh trades a refresh token for a new access token and a new refresh token. A token that was
-// rotated away more than RefreshGrace ago revokes its session and gives ErrRefreshReused; an
-// unknown, expired or revoked one gives ErrUnauthorized.
+// Refresh trades a refresh token for a new access token and a new refresh token. A token
+// rotated away is tolerated in two cases: within RefreshGrace of its rotation it yields a sibling
+// and its successors stay valid (tabs refreshing at once); at any time, the token rotated away
+// most recently, while none of its successors has been used, yields a new token and voids
+// them (an answer lost on its way, a cookie the browser never saved). Any other rotated token,
+// and a voided one, revokes its session and gives ErrRefreshReused; an unknown, expired or
+// revoked one, or one of a disabled user, gives ErrUnauthorized.
 func (a *Auth) Refresh(ctx context.Context, refresh string) (Grant, error) {
 	sid, secret, ok := splitRefresh(refresh)
 	if !ok {
@@ -231,6 +259,9 @@ func (a *Auth) Refresh(ctx context.Context, refresh string) (Grant, error) {
 	if err != nil {
 		return Grant{}, fmt.Errorf("auth: refresh: %w", err)
 	}
+	if u.Disabled {
+		return Grant{}, ErrUnauthorized
+	}
 	now := a.cfg.Now()
 	h := hashSecret(secret)
 	newSecret := randomID(32)
@@ -238,22 +269,8 @@ func (a *Auth) Refresh(ctx context.Context, refresh string) (Grant, error) {
 		if s.Revoked || now.After(s.ExpiresAt) {
 			return ErrUnauthorized
 		}
-		if i := indexOf(s.Current, h); i >= 0 {
-			s.Current = append(s.Current[:i], s.Current[i+1:]...)
-			s.Rotated = append(s.Rotated, store.RotatedKey{Hash: h, At: now.UTC()})
-		} else if r := rotatedAt(s.Rotated, h); r.IsZero() {
-			return ErrUnauthorized // not a token of this session: a forgery must not revoke it
-		} else if now.Sub(r) > RefreshGrace {
-			s.Revoked, s.Current, s.Rotated = true, nil, nil
-			return ErrRefreshReused
-		}
-		s.Current = append(s.Current, hashSecret(newSecret))
-		for len(s.Current) > maxCurrent {
-			s.Rotated = append(s.Rotated, store.RotatedKey{Hash: s.Current[0], At: now.UTC()})
-			s.Current = s.Current[1:]
-		}
-		if len(s.Rotated) > maxRotated {
-			s.Rotated = s.Rotated[len(s.Rotated)-maxRotated:]
+		if err := rotate(s, h, hashSecret(newSecret), now.UTC()); err != nil {
+			return err
 		}
 		s.ExpiresAt = now.Add(a.cfg.RefreshTTL).UTC()
 		return nil
@@ -270,6 +287,54 @@ func (a *Auth) Refresh(ctx context.Context, refresh string) (Grant, error) {
 	return a.grant(u, sid, sid+"."+newSecret, now)
 }
 
+// rotate trades the token hashed h for the one hashed next in s, as Refresh describes. On
+// ErrRefreshReused it has revoked s; on ErrUnauthorized it has not changed s.
+func rotate(s *store.Session, h, next []byte, now time.Time) error {
+	switch i := indexOf(s.Current, h); {
+	case i >= 0: // a live token: the ordinary rotation
+		s.Current = append(s.Current[:i], s.Current[i+1:]...)
+		s.Rotated = append(s.Rotated, store.RotatedKey{Hash: h, At: now})
+		s.Last = &store.LastRotation{Hash: h, At: now, Successors: [][]byte{next}}
+	case s.Last != nil && subtle.ConstantTimeCompare(s.Last.Hash, h) == 1:
+		if now.Sub(s.Last.At) > RefreshGrace {
+			// No successor of the last rotation was used (using one moves Last on): the
+			// answer that carried them was lost. They are voided and h is rotated anew.
+			for _, succ := range s.Last.Successors {
+				if j := indexOf(s.Current, succ); j >= 0 {
+					s.Current = append(s.Current[:j], s.Current[j+1:]...)
+					s.Rotated = append(s.Rotated, store.RotatedKey{Hash: succ, At: now, Voided: true})
+				}
+			}
+			s.Last.At, s.Last.Successors = now, nil
+			if j := indexRotated(s.Rotated, h); j >= 0 {
+				s.Rotated[j].At = now
+			}
+		}
+		s.Last.Successors = append(s.Last.Successors, next)
+		if n := len(s.Last.Successors); n > maxCurrent {
+			s.Last.Successors = s.Last.Successors[n-maxCurrent:]
+		}
+	default:
+		j := indexRotated(s.Rotated, h)
+		switch {
+		case j < 0:
+			return ErrUnauthorized // not a token of this session: a forgery must not revoke it
+		case s.Rotated[j].Voided, now.Sub(s.Rotated[j].At) > RefreshGrace:
+			s.Revoked, s.Current, s.Rotated, s.Last = true, nil, nil, nil
+			return ErrRefreshReused
+		}
+	}
+	s.Current = append(s.Current, next)
+	for len(s.Current) > maxCurrent {
+		s.Rotated = append(s.Rotated, store.RotatedKey{Hash: s.Current[0], At: now})
+		s.Current = s.Current[1:]
+	}
+	if len(s.Rotated) > maxRotated {
+		s.Rotated = s.Rotated[len(s.Rotated)-maxRotated:]
+	}
+	return nil
+}
+
 // Logout revokes the session of a refresh token, current or rotated. It returns the session id,
 // or "" when the token belongs to no session.
 func (a *Auth) Logout(refresh string) (string, error) {
@@ -280,10 +345,10 @@ func (a *Auth) Logout(refresh string) (string, error) {
 	h := hashSecret(secret)
 	var revoked bool
 	_, err := a.st.UpdateSession(sid, func(s *store.Session) error {
-		if s.Revoked || (indexOf(s.Current, h) < 0 && rotatedAt(s.Rotated, h).IsZero()) {
+		if s.Revoked || (indexOf(s.Current, h) < 0 && indexRotated(s.Rotated, h) < 0) {
 			return nil
 		}
-		s.Revoked, s.Current, s.Rotated = true, nil, nil
+		s.Revoked, s.Current, s.Rotated, s.Last = true, nil, nil, nil
 		revoked = true
 		return nil
 	})
@@ -347,12 +412,12 @@ func indexOf(hashes [][]byte, h []byte) int {
 	return -1
 }
 
-// rotatedAt returns when h was rotated away, or the zero time if it never was.
-func rotatedAt(rotated []store.RotatedKey, h []byte) time.Time {
-	for _, r := range rotated {
+// indexRotated returns the index of h among the rotated tokens, or -1.
+func indexRotated(rotated []store.RotatedKey, h []byte) int {
+	for i, r := range rotated {
 		if subtle.ConstantTimeCompare(r.Hash, h) == 1 {
-			return r.At
+			return i
 		}
 	}
-	return time.Time{}
+	return -1
 }

@@ -1,11 +1,11 @@
 package auth
 
 import (
-	"math"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"kaiwa/shared/proto"
 )
 
 // ThrottleConfig sets how many failed logins are tolerated. Zero values mean the defaults.
@@ -17,18 +17,12 @@ type ThrottleConfig struct {
 }
 
 // Throttle counts failed logins per (username, client IP) and per client IP. It only ever slows
-// down the address that fails, so nobody can lock a user out from elsewhere. Safe for concurrent
-// use.
+// down the address that fails, so nobody can lock a user out from elsewhere. It remembers only
+// names that can exist, and a bounded number of keys. Safe for concurrent use.
 type Throttle struct {
-	cfg    ThrottleConfig
-	now    func() time.Time
-	mu     sync.Mutex
-	byUser map[string]*rate.Limiter // key: username + "\x00" + ip
-	byIP   map[string]*rate.Limiter
+	byUser *Limiter // key: username + "\x00" + ip
+	byIP   *Limiter
 }
-
-// maxThrottleKeys bounds the maps: past it, limiters that have fully refilled are dropped.
-const maxThrottleKeys = 100_000
 
 // NewThrottle returns a Throttle. A nil now means time.Now.
 func NewThrottle(cfg ThrottleConfig, now func() time.Time) *Throttle {
@@ -44,65 +38,31 @@ func NewThrottle(cfg ThrottleConfig, now func() time.Time) *Throttle {
 	if cfg.PerIPBurst == 0 {
 		cfg.PerIPBurst = 30
 	}
-	if now == nil {
-		now = time.Now
+	return &Throttle{
+		byUser: NewLimiter(cfg.PerUser, cfg.PerUserBurst, 0, now),
+		byIP:   NewLimiter(cfg.PerIP, cfg.PerIPBurst, 0, now),
 	}
-	return &Throttle{cfg: cfg, now: now, byUser: map[string]*rate.Limiter{}, byIP: map[string]*rate.Limiter{}}
 }
 
 // Check returns 0 if a login for username from ip may be tried now, or how long to wait.
 func (t *Throttle) Check(username, ip string) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	return max(wait(t.byUser[username+"\x00"+ip], now), wait(t.byIP[ip], now))
+	return max(t.byUser.Wait(userKey(username, ip)), t.byIP.Wait(ip))
 }
 
-// Fail records a failed login.
+// Fail records a failed login. A username that cannot exist is counted against ip alone.
 func (t *Throttle) Fail(username, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	t.take(t.byUser, username+"\x00"+ip, t.cfg.PerUser, t.cfg.PerUserBurst, now)
-	t.take(t.byIP, ip, t.cfg.PerIP, t.cfg.PerIPBurst, now)
+	if name, ok := proto.NormalizeUsername(username); ok {
+		t.byUser.Allow(userKey(name, ip))
+	}
+	t.byIP.Allow(ip)
 }
 
 // Succeed forgets the failures of username from ip (not those of ip as a whole).
 func (t *Throttle) Succeed(username, ip string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.byUser, username+"\x00"+ip)
+	t.byUser.Forget(userKey(username, ip))
 }
 
-func (t *Throttle) take(m map[string]*rate.Limiter, key string, r rate.Limit, burst int, now time.Time) {
-	lim := m[key]
-	if lim == nil {
-		if len(m) >= maxThrottleKeys {
-			prune(m, now)
-		}
-		lim = rate.NewLimiter(r, burst)
-		m[key] = lim
-	}
-	lim.AllowN(now, 1)
-}
+// Len returns the number of keys the throttle remembers.
+func (t *Throttle) Len() int { return t.byUser.Len() + t.byIP.Len() }
 
-// wait is how long until lim has a whole token again.
-func wait(lim *rate.Limiter, now time.Time) time.Duration {
-	if lim == nil {
-		return 0
-	}
-	tokens := lim.TokensAt(now)
-	if tokens >= 1 {
-		return 0
-	}
-	secs := (1 - tokens) / float64(lim.Limit())
-	return time.Duration(math.Ceil(secs * float64(time.Second)))
-}
-
-func prune(m map[string]*rate.Limiter, now time.Time) {
-	for k, lim := range m {
-		if lim.TokensAt(now) >= float64(lim.Burst()) {
-			delete(m, k)
-		}
-	}
-}
+func userKey(username, ip string) string { return username + "\x00" + ip }

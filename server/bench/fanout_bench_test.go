@@ -14,7 +14,7 @@ import (
 // inProcessServer is a Kaiwa server in this process, over a new database, for profiling.
 func inProcessServer(b *testing.B) *httptest.Server {
 	b.Helper()
-	return servertest.Start(b, kaiwaserver.Config{Registration: true, SecureCookies: "never"}, nil).Server
+	return servertest.Start(b, kaiwaserver.Config{Registration: true, SecureCookies: "never", RateLimitsOff: true}, nil).Server
 }
 
 // BenchmarkFanout runs the 20×100 fan-out at 500 publishes/s against a server in this process,

@@ -45,7 +45,8 @@ func Chromium(tb testing.TB) string {
 
 // StartChromium starts headless Chromium with a fresh profile and returns the context of its
 // tab. The browser stops when the test ends; if the test failed, the page's console is logged.
-func StartChromium(tb testing.TB, execPath string) context.Context {
+// extra adds to the command line (chromedp.Flag), e.g. a host resolver rule.
+func StartChromium(tb testing.TB, execPath string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	tb.Helper()
 	profile, err := os.MkdirTemp("", "kaiwa-chromium-")
 	if err != nil {
@@ -60,7 +61,7 @@ func StartChromium(tb testing.TB, execPath string) context.Context {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(execPath),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -73,7 +74,8 @@ func StartChromium(tb testing.TB, execPath string) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-sync", true),
-	)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
 	tb.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	tb.Cleanup(cancel)

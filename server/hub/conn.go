@@ -64,7 +64,8 @@ type conn struct {
 }
 
 func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
-	if tcp, ok := raw.(*net.TCPConn); ok {
+	// By interface: the listener's connection caps wrap the *net.TCPConn.
+	if tcp, ok := raw.(interface{ SetWriteBuffer(bytes int) error }); ok {
 		tcp.SetWriteBuffer(sendBuffer)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

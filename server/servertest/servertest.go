@@ -21,7 +21,9 @@ type Server struct {
 }
 
 // Start starts Kaiwa with cfg over a new database in tb.TempDir(), logging to log (nil: nowhere).
-// When the test ends it stops the server, checks the file's consistency and closes it.
+// It serves as `kaiwa serve` does: with the server's timeouts and on a listener with its
+// connection caps. When the test ends it stops the server, checks the file's consistency and
+// closes it.
 func Start(tb testing.TB, cfg server.Config, log *slog.Logger) *Server {
 	tb.Helper()
 	if log == nil {
@@ -32,7 +34,15 @@ func Start(tb testing.TB, cfg server.Config, log *slog.Logger) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ln, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Config = server.HTTPServer("", srv.Handler(), log)
+	ts.Start()
 	tb.Cleanup(func() {
 		srv.Close()
 		ts.Close()

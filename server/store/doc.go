@@ -9,6 +9,8 @@
 //	sessions  session id → JSON session (refresh token hashes, rotation state)
 //	rooms     room name → bucket { "info" → JSON room, msgs: seq (8-byte big-endian) → JSON
 //	          message, ids: user id + 0x00 + client id → seq }
+//	certs     TLS material (certs.go): "self/ca", "self/leaf" → PEM certificate and key;
+//	          "acme/" + name → the ACME client's cache (created by the first write)
 //
 // Every method is safe for concurrent use. Values returned are copies: nothing refers to memory
 // of a finished transaction.

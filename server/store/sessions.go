@@ -10,29 +10,54 @@ import (
 
 // Session is a refresh session: one sign-in on one device. Its refresh tokens are kept only as
 // hashes. Current holds the hashes that may be used now; Rotated those already traded for a
-// successor, with when, so that reuse can be told from a race between tabs.
+// successor, with when, so that reuse can be told from a race between tabs; Last the token
+// rotated away most recently, so that a lost answer can be told from reuse.
 type Session struct {
-	ID        string       `json:"id"`
-	UserID    string       `json:"user_id"`
-	CreatedAt time.Time    `json:"created_at"`
-	ExpiresAt time.Time    `json:"expires_at"` // sliding: moved on each refresh
-	Revoked   bool         `json:"revoked,omitempty"`
-	Current   [][]byte     `json:"current"`
-	Rotated   []RotatedKey `json:"rotated,omitempty"`
+	ID        string        `json:"id"`
+	UserID    string        `json:"user_id"`
+	CreatedAt time.Time     `json:"created_at"`
+	ExpiresAt time.Time     `json:"expires_at"` // sliding: moved on each refresh
+	Revoked   bool          `json:"revoked,omitempty"`
+	Current   [][]byte      `json:"current"`
+	Rotated   []RotatedKey  `json:"rotated,omitempty"`
+	Last      *LastRotation `json:"last,omitempty"` // nil in sessions stored before it existed
 }
 
-// RotatedKey is the hash of a refresh token that was rotated away at At.
+// RotatedKey is the hash of a refresh token that was rotated away at At. A voided token was
+// handed out but never used, and replaced because its predecessor came back: it may never be
+// used.
 type RotatedKey struct {
-	Hash []byte    `json:"hash"`
-	At   time.Time `json:"at"`
+	Hash   []byte    `json:"hash"`
+	At     time.Time `json:"at"`
+	Voided bool      `json:"voided,omitempty"`
 }
 
-// CreateSession stores a new session. Concurrent session writes share commits (db.Batch): a
-// burst of sign-ins or refreshes costs a few fsyncs, not one each.
+// LastRotation is the refresh token rotated away most recently (Hash, at At) and the tokens it
+// was traded for (Successors). Once a successor is used, it becomes the last rotation itself.
+type LastRotation struct {
+	Hash       []byte    `json:"hash"`
+	At         time.Time `json:"at"`
+	Successors [][]byte  `json:"successors"`
+}
+
+// CreateSession stores a new session; ErrDisabled if its user is disabled. Concurrent session
+// writes share commits (db.Batch): a burst of sign-ins or refreshes costs a few fsyncs, not one
+// each.
 func (s *Store) CreateSession(sess Session) error {
+	var disabled bool
+	// In a batch this may run again after a batch-mate failed: a disabled user does not fail
+	// the transaction, so the others' sessions are not written twice.
 	err := s.db.Batch(func(tx *bolt.Tx) error {
+		var u User
+		err := getJSON(tx.Bucket(bucketUsers), []byte(sess.UserID), &u)
+		if disabled = err == nil && u.Disabled; disabled {
+			return nil
+		}
 		return putJSON(tx.Bucket(bucketSessions), []byte(sess.ID), sess)
 	})
+	if err == nil && disabled {
+		err = ErrDisabled
+	}
 	if err != nil {
 		return fmt.Errorf("store: create session: %w", err)
 	}
@@ -88,32 +113,39 @@ func (s *Store) UpdateSession(id string, fn func(*Session) error) (Session, erro
 func (s *Store) RevokeUserSessions(userID string) ([]string, error) {
 	var ids []string
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSessions)
-		var revoke []Session
-		err := b.ForEach(func(k, v []byte) error {
-			var sess Session
-			if err := getJSON(b, k, &sess); err != nil {
-				return err
-			}
-			if sess.UserID == userID && !sess.Revoked {
-				revoke = append(revoke, sess)
-			}
-			return nil
-		})
-		if err != nil {
+		var err error
+		ids, err = revokeUserSessions(tx, userID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: revoke sessions: %w", err)
+	}
+	return ids, nil
+}
+
+func revokeUserSessions(tx *bolt.Tx, userID string) ([]string, error) {
+	b := tx.Bucket(bucketSessions)
+	var revoke []Session
+	err := b.ForEach(func(k, v []byte) error {
+		var sess Session
+		if err := getJSON(b, k, &sess); err != nil {
 			return err
 		}
-		for _, sess := range revoke {
-			sess.Revoked, sess.Current, sess.Rotated = true, nil, nil
-			if err := putJSON(b, []byte(sess.ID), sess); err != nil {
-				return err
-			}
-			ids = append(ids, sess.ID)
+		if sess.UserID == userID && !sess.Revoked {
+			revoke = append(revoke, sess)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: revoke sessions: %w", err)
+		return nil, err
+	}
+	var ids []string
+	for _, sess := range revoke {
+		sess.Revoked, sess.Current, sess.Rotated, sess.Last = true, nil, nil, nil
+		if err := putJSON(b, []byte(sess.ID), sess); err != nil {
+			return nil, err
+		}
+		ids = append(ids, sess.ID)
 	}
 	return ids, nil
 }

@@ -38,6 +38,7 @@ var (
 	bucketRooms     = []byte("rooms")
 	bucketMsgs      = []byte("msgs")
 	bucketIDs       = []byte("ids")
+	bucketCerts     = []byte("certs")
 	keySchema       = []byte("schema")
 	keySigningKey   = []byte("signing_key")
 	keyRoomInfo     = []byte("info")

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -16,7 +17,12 @@ type User struct {
 	Admin        bool      `json:"admin"`
 	PasswordHash string    `json:"password_hash"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Disabled users cannot sign in or refresh; an administrator disables and enables them.
+	Disabled bool `json:"disabled,omitempty"`
 }
+
+// ErrDisabled is returned when a session is started for a disabled user.
+var ErrDisabled = errors.New("user disabled")
 
 // CreateUser stores a new user named name (already normalised) and returns it with its id.
 // ErrUsernameTaken if the name is in use.
@@ -88,6 +94,34 @@ func (s *Store) UpdateUser(id string, fn func(*User)) (User, error) {
 		return User{}, fmt.Errorf("store: update user %s: %w", id, err)
 	}
 	return u, nil
+}
+
+// SetUserDisabled disables or enables the user with that id. Disabling revokes every live
+// session of the user in the same transaction, so that no sign-in racing with it keeps a
+// session; it returns the ids of the sessions revoked. ErrNotFound for an unknown user.
+func (s *Store) SetUserDisabled(id string, disabled bool) ([]string, error) {
+	var ids []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		users := tx.Bucket(bucketUsers)
+		var u User
+		if err := getJSON(users, []byte(id), &u); err != nil {
+			return err
+		}
+		u.Disabled = disabled
+		if err := putJSON(users, []byte(id), u); err != nil {
+			return err
+		}
+		if !disabled {
+			return nil
+		}
+		var err error
+		ids, err = revokeUserSessions(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: disable user %s: %w", id, err)
+	}
+	return ids, nil
 }
 
 func putJSON(b *bolt.Bucket, key []byte, v any) error {

@@ -54,13 +54,15 @@ self.addEventListener("fetch", (event) => {
 });
 
 // passThrough reports whether a path is never cached: the API, the WebSocket and the server's
-// own endpoints.
+// own endpoints and pages (/setup and /ca.crt are not the app's).
 function passThrough(path) {
   return (
     path.startsWith("/api/") ||
     path === "/ws" ||
     path === "/healthz" ||
-    path === "/metrics"
+    path === "/metrics" ||
+    path === "/setup" ||
+    path === "/ca.crt"
   );
 }
 

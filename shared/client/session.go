@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -302,6 +303,9 @@ func (s *Session) SendWithID(room, id, text string) {
 	}
 	p.Failed, p.Code = code != "", code
 	s.outbox = append(s.outbox, p)
+	if p.Failed { // as if the server had refused it
+		s.emitLocked(Event{Kind: EventError, Room: room, Code: code, Text: refusals[code], ID: id})
+	}
 	s.outboxChangedLocked(id, code)
 	s.mu.Unlock()
 	s.do(func() {
@@ -310,6 +314,14 @@ func (s *Session) SendWithID(room, id, text string) {
 		s.mu.Unlock()
 		s.flush()
 	})
+}
+
+// refusals are the sentences of the sends the session refuses itself.
+var refusals = map[string]string{
+	proto.CodeEmptyText:   "The message is empty.",
+	proto.CodeTextTooLong: fmt.Sprintf("A message has at most %d characters.", proto.TextMax),
+	proto.CodeInvalidRoom: fmt.Sprintf("A room name has 1 to %d of a-z, 0-9 and -.", proto.RoomNameMax),
+	proto.CodeBadFrame:    fmt.Sprintf("A send needs an id of 1 to %d characters.", proto.ClientIDMax),
 }
 
 // Retry puts a failed send back in the queue.
@@ -478,6 +490,7 @@ func (s *Session) Run(ctx context.Context) error {
 func (s *Session) checkNow() {
 	s.offline = false
 	s.attempts = 0
+	s.scheduleRefresh() // its timer may have fired while offline, and done nothing
 	switch {
 	case s.tokenStale(time.Now()):
 		s.refresh()
@@ -493,7 +506,7 @@ func (s *Session) join(room string, after uint64, known bool) {
 		return
 	}
 	if !proto.ValidRoomName(room) {
-		s.joinRefused(room, proto.CodeInvalidRoom, "A room name has 1 to 64 of a-z, 0-9 and -.")
+		s.joinRefused(room, proto.CodeInvalidRoom, refusals[proto.CodeInvalidRoom])
 		return
 	}
 	s.rooms[room] = &roomState{lastSeq: after, known: known}

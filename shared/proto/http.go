@@ -78,6 +78,7 @@ const (
 	CodeRegistrationClosed = "registration_closed"
 	CodeInvalidCredentials = "invalid_credentials"
 	CodeTooManyAttempts    = "too_many_attempts"
+	CodeTooManyRequests    = "too_many_requests"
 	CodeForbiddenOrigin    = "forbidden_origin"
 	CodeUnauthorized       = "unauthorized"
 	CodeTokenExpired       = "token_expired"

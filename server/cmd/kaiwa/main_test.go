@@ -129,6 +129,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad registration", nil, []string{"serve", "-db", db, "-registration", "maybe"}},
 		{"bad secure-cookies", nil, []string{"serve", "-db", db, "-secure-cookies", "sometimes"}},
 		{"bad log format", nil, []string{"serve", "-db", db, "-log-format", "xml"}},
+		{"bad rate-limits", nil, []string{"serve", "-db", db, "-rate-limits", "maybe"}},
+		{"bad rate-limits env twin", map[string]string{"KAIWA_RATE_LIMITS": "false"}, []string{"serve", "-db", db}},
 		{"bad check", nil, []string{"serve", "-db", db, "-check", "sometimes"}},
 		{"negative conn limit", nil, []string{"serve", "-db", db, "-ip-conn-limit", "-1"}},
 		{"non-numeric conn limit", nil, []string{"serve", "-db", db, "-ip-conn-limit", "many"}},

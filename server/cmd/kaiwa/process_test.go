@@ -33,7 +33,13 @@ type kaiwaProcess struct {
 // is killed when the test ends, if it still runs.
 func startKaiwa(t *testing.T, db string, args ...string) *kaiwaProcess {
 	t.Helper()
-	cmd := kaiwaCommand(context.Background(), nil, append([]string{"serve", "-addr", "127.0.0.1:0", "-log-format", "json", "-db", db}, args...)...)
+	return startServing(t, kaiwaCommand(context.Background(), nil, append([]string{"serve", "-addr", "127.0.0.1:0", "-log-format", "json", "-db", db}, args...)...))
+}
+
+// startServing starts cmd, a `kaiwa serve -log-format json`, and waits until it serves. The
+// process is killed when the test ends, if it still runs.
+func startServing(t *testing.T, cmd *exec.Cmd) *kaiwaProcess {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

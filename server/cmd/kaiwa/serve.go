@@ -26,7 +26,7 @@ const shutdownGrace = 10 * time.Second
 
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kaiwa serve", flag.ContinueOnError)
-	addr := fs.String("addr", "localhost:8080", "listen address")
+	addr := fs.String("addr", "localhost:8080", "listen address (:8443 when serving HTTPS and not given)")
 	dbPath := fs.String("db", "data/kaiwa.db", "bbolt database file (directory created 0700, file 0600)")
 	accessTTL := fs.Duration("access-ttl", 10*time.Minute, "access token lifetime")
 	refreshTTL := fs.Duration("refresh-ttl", 720*time.Hour, "refresh token lifetime (sliding, rotated on use)")
@@ -34,8 +34,10 @@ func serve(args []string, stderr io.Writer) error {
 	registration := fs.String("registration", "open", "open or closed")
 	secureCookies := fs.String("secure-cookies", "auto", "auto (Secure when TLS or X-Forwarded-Proto: https), always or never")
 	ipConnLimit := fs.Int("ip-conn-limit", 256, "open sockets per client IP; 0 = no limit")
+	rateLimits := fs.String("rate-limits", "on", "on or off: off lifts the rate limits of registrations per client IP and room creations per user")
 	logFormat := fs.String("log-format", "text", "text or json")
 	check := fs.String("check", "full", "check the database file at startup: full (reads it all), quick (meta, users, sessions, each room's newest message) or off")
+	tlsf := addTLSFlags(fs)
 	rest, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -43,10 +45,17 @@ func serve(args []string, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
 	}
+	if err := tlsf.check(); err != nil {
+		return err
+	}
+	tlsf.applyDefaults(fs, addr, secureCookies)
 	if err := oneOf("-registration", *registration, "open", "closed"); err != nil {
 		return err
 	}
 	if err := oneOf("-secure-cookies", *secureCookies, "auto", "always", "never"); err != nil {
+		return err
+	}
+	if err := oneOf("-rate-limits", *rateLimits, "on", "off"); err != nil {
 		return err
 	}
 	if err := oneOf("-log-format", *logFormat, "text", "json"); err != nil {
@@ -66,24 +75,35 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	ts, err := tlsf.start(st, ln.Addr(), log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		AccessTTL: *accessTTL, RefreshTTL: *refreshTTL, Origins: splitList(*origins),
 		Registration: *registration == "open", SecureCookies: *secureCookies, IPConnLimit: *ipConnLimit,
+		RateLimitsOff: *rateLimits == "off", Setup: ts.setup,
 	}, st, log)
 	if err != nil {
 		return err
 	}
 	httpServer := server.HTTPServer(*addr, srv.Handler(), log)
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	log.Info("serving", slog.String("addr", "http://"+ln.Addr().String()), slog.String("db", *dbPath), slog.String("version", version))
+	ln = srv.Limit(ln) // with the caps on connections per IP and in total
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- httpServer.Serve(ln) }()
+	served := make(chan error, 2)
+	stopExtras, err := ts.startExtras(ln.Addr(), log, served)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", slog.String("addr", ts.scheme()+"://"+ln.Addr().String()), slog.String("db", *dbPath), slog.String("version", version))
+	go func() { served <- ts.serve(httpServer, ln) }()
 	select {
 	case err := <-served:
 		return err
@@ -99,6 +119,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err := httpServer.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown_incomplete", slog.Any("err", err))
 	}
+	stopExtras(shutdownCtx)
 	log.Info("stopped")
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -127,6 +128,9 @@ func backup(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	n, err := api.Backup(ctx, tb.AccessToken, f)
+	if err == nil {
+		err = f.Sync() // the contents reach the disk before the name points at them
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -137,6 +141,24 @@ func backup(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		os.Remove(tmp)
 		return err
 	}
+	// The rename itself lasts only once the directory is synced. Some systems cannot sync a
+	// directory; the backup is whole either way, so that is a warning.
+	if err := syncDir(filepath.Dir(*out)); err != nil {
+		fmt.Fprintf(stderr, "kaiwa: backup: sync %s: %v\n", filepath.Dir(*out), err)
+	}
 	fmt.Fprintf(stdout, "saved %d bytes to %s\n", n, *out)
 	return nil
+}
+
+// syncDir flushes a directory's entries (a rename into it) to the disk.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
