@@ -98,7 +98,7 @@ func TestGate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.view, func(t *testing.T) {
-			html := goapp.HTMLString(gate(auth{Status: tt.status}, signedOut, signedIn))
+			html := goapp.HTMLString(gate(nil, auth{Status: tt.status}, signedOut, signedIn))
 			if !strings.Contains(html, tt.view) {
 				t.Errorf("status %d shows %s, want %s", tt.status, html, tt.view)
 			}

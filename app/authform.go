@@ -8,11 +8,12 @@ import (
 	"kaiwa/shared/proto"
 )
 
-// authForm is the sign-in form or, with Register set, the sign-up form. On success it publishes
-// the new session; the page decides where to go next.
+// authForm is the sign-in form or, with Register set, the sign-up form. On success it starts
+// the tab's session; the page decides where to go next.
 type authForm struct {
 	goapp.Compo
 
+	Tab      *Tab
 	Register bool
 
 	username string
@@ -86,7 +87,7 @@ func (f *authForm) submit(ctx goapp.Context, e goapp.Event) {
 		return
 	}
 	f.busy, f.err = true, ""
-	username, password, register := f.username, f.password, f.Register
+	username, password, register, tab := f.username, f.password, f.Register, f.Tab
 	api := newAPI()
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -106,7 +107,7 @@ func (f *authForm) submit(ctx goapp.Context, e goapp.Event) {
 		}
 		ctx.Dispatch(func(ctx goapp.Context) {
 			f.busy, f.password = false, ""
+			tab.signIn(ctx, tb)
 		})
-		ctx.SetState(stateAuth, signedIn(tb))
 	})
 }

@@ -8,10 +8,11 @@ import (
 // and the main landmark.
 func frame(a auth, content ...goapp.UI) goapp.UI {
 	return goapp.Div().Class("kaiwa").Body(
-		goapp.A().Class("skip").Href("#main").Text("Skip to content"),
+		goapp.A().Class("skip").Href("#main").Text("Skip to content").OnClick(skipToMain),
 		goapp.Header().Class("topbar").Body(
 			goapp.A().Class("brand").Href(PathHome).Body(
-				goapp.Img().Src("/web/icon-192.png").Alt("").Width(28).Height(28),
+				// Decorative: the link's name is the text beside it.
+				goapp.Img().Src("/web/icon-192.png").Alt("").Aria("hidden", "true").Width(28).Height(28),
 				goapp.Span().Text("Kaiwa"),
 			),
 			goapp.If(a.Status == authSignedIn, func() goapp.UI {
@@ -20,8 +21,22 @@ func frame(a auth, content ...goapp.UI) goapp.UI {
 		),
 		&updateNotice{},
 		&insecureNotice{},
-		goapp.Main().ID("main").Body(content...),
+		goapp.Main().ID("main").TabIndex(-1).Body(content...),
 	)
+}
+
+// skipToMain moves the focus to the main landmark, as following "#main" would without the
+// app's router, so that the next Tab starts there.
+func skipToMain(ctx goapp.Context, e goapp.Event) {
+	e.PreventDefault()
+	focusID("main")
+}
+
+// focusID moves the focus to the element with the id, if there is one.
+func focusID(id string) {
+	if el := goapp.Window().GetElementByID(id); el.Truthy() {
+		el.Call("focus")
+	}
 }
 
 // loadingView is shown while the app finds out whether someone is signed in.
@@ -31,13 +46,16 @@ func loadingView() goapp.UI {
 	)
 }
 
-// offlineView is shown when the server could not be reached to check the session.
-func offlineView() goapp.UI {
+// offlineView is shown when the server could not be reached to check the session. Its button
+// asks the tab's session to try again at once.
+func offlineView(tab *Tab) goapp.UI {
 	return goapp.Div().Class("card").DataSet("view", "offline").Body(
 		goapp.H1().Text("Cannot reach the server"),
 		goapp.P().Text("Kaiwa could not check your session. Check your connection and try again."),
 		goapp.Button().Type("button").Text("Try again").OnClick(func(ctx goapp.Context, e goapp.Event) {
-			checkSession(ctx)
+			if s := tab.Session(); s != nil {
+				s.Online()
+			}
 		}),
 		&savedRooms{},
 	)

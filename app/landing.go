@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -14,11 +13,12 @@ import (
 	"kaiwa/shared/proto"
 )
 
-// landing is the signed-in view of "/": who is signed in, the rooms, a form to create one, and
-// a way to sign out.
+// landing is the signed-in view of "/": who is signed in, the rooms, a form to create one, the
+// sends that the server refused, and a way to sign out.
 type landing struct {
 	goapp.Compo
 
+	Tab  *Tab
 	Auth auth
 
 	rooms     []proto.Room
@@ -28,69 +28,51 @@ type landing struct {
 	creating  bool
 	createErr string
 	logoutErr string
-	// stopOutbox ends the session that sends messages written offline, if one runs.
-	stopOutbox context.CancelFunc
+	failed    []client.Pending // refused sends of every room, waiting for retry or discard
+	sub       *client.Subscription
 }
 
 func (l *landing) OnMount(ctx goapp.Context) {
+	sess := l.Tab.Session()
+	if sess == nil {
+		return
+	}
 	l.load(ctx)
-	l.sendOutbox(ctx)
+	l.failed = failedSends(sess.Outbox(), "")
+	l.sub = sess.Subscribe(client.Filter{Kinds: []client.EventKind{client.EventOutbox}})
+	sub := l.sub
+	ctx.Async(func() {
+		for ev := range sub.C() {
+			ctx.Dispatch(func(goapp.Context) { l.failed = failedSends(ev.Outbox, "") })
+		}
+	})
 }
 
 func (l *landing) OnDismount() {
-	if l.stopOutbox != nil {
-		l.stopOutbox()
+	if l.sub != nil {
+		l.sub.Close()
 	}
 }
 
-// sendOutbox sends the messages written offline in any room, so that they go out as soon as
-// the connection is back even when their room is not open. It ends once all are acked. A room
-// page that opens meanwhile sends them too, under the same ids: the server stores each once.
-func (l *landing) sendOutbox(ctx goapp.Context) {
-	pending := localData{ctx.LocalStorage()}.outbox()
-	if len(pending) == 0 {
-		return
-	}
-	sess := newSession(newAPI())
-	rooms := map[string]bool{}
-	for _, p := range pending {
-		if !rooms[p.Room] {
-			rooms[p.Room] = true
-			sess.Join(p.Room)
+// failedSends returns the failed sends of the outbox, those of one room when room is not "".
+func failedSends(outbox []client.Pending, room string) []client.Pending {
+	var out []client.Pending
+	for _, p := range outbox {
+		if p.Failed && (room == "" || p.Room == room) {
+			out = append(out, p)
 		}
-		sess.SendWithID(p.Room, p.ID, p.Text)
 	}
-	sctx, stop := context.WithCancel(context.Background())
-	l.stopOutbox = stop
-	ctx.Async(func() { sess.Run(sctx) })
-	ctx.Async(func() {
-		left := len(pending)
-		for left > 0 {
-			select {
-			case <-sctx.Done():
-				return
-			case ev := <-sess.Events():
-				if ev.Kind == client.EventAck {
-					left--
-					ctx.Dispatch(func(ctx goapp.Context) { localData{ctx.LocalStorage()}.removePending(ev.ID) })
-				}
-			}
-		}
-		stop()
-	})
+	return out
 }
 
 // load fetches the room list.
 func (l *landing) load(ctx goapp.Context) {
 	l.loadErr = ""
-	a, api := l.Auth, newAPI()
+	sess := l.Tab.Session()
 	ctx.Async(func() {
-		var rooms []proto.Room
-		err := withToken(ctx, api, a, func(rctx context.Context, token string) error {
-			var err error
-			rooms, err = api.Rooms(rctx, token)
-			return err
-		})
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		rooms, err := sess.Rooms(rctx)
 		ctx.Dispatch(func(ctx goapp.Context) {
 			if err != nil {
 				l.loadErr = errorText(err)
@@ -108,14 +90,11 @@ func (l *landing) create(ctx goapp.Context, e goapp.Event) {
 		return
 	}
 	l.creating, l.createErr = true, ""
-	a, api := l.Auth, newAPI()
+	sess := l.Tab.Session()
 	ctx.Async(func() {
-		var room proto.Room
-		err := withToken(ctx, api, a, func(rctx context.Context, token string) error {
-			var err error
-			room, err = api.CreateRoom(rctx, token, name)
-			return err
-		})
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		room, err := sess.CreateRoom(rctx, name)
 		ctx.Dispatch(func(ctx goapp.Context) {
 			l.creating = false
 			if err != nil {
@@ -144,22 +123,12 @@ func insertRoom(rooms []proto.Room, room proto.Room) []proto.Room {
 
 func (l *landing) logout(ctx goapp.Context, e goapp.Event) {
 	l.logoutErr = ""
-	api := newAPI()
+	tab := l.Tab
 	ctx.Async(func() {
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		defer cancel()
-		err := api.Logout(rctx)
-		var apiErr *client.APIError
-		if err != nil && !errors.As(err, &apiErr) {
+		if err := tab.signOut(ctx); err != nil {
 			// The session may still be alive on the server: say so rather than pretend.
 			ctx.Dispatch(func(ctx goapp.Context) { l.logoutErr = errorText(err) })
-			return
 		}
-		ctx.Dispatch(func(ctx goapp.Context) {
-			// What this browser kept of the rooms and the outbox goes with the session.
-			localData{ctx.LocalStorage()}.clear()
-			ctx.SetState(stateAuth, auth{Status: authSignedOut})
-		})
 	})
 }
 
@@ -202,6 +171,16 @@ func (l *landing) Render() goapp.UI {
 				}),
 			),
 		),
+		goapp.If(len(l.failed) > 0, func() goapp.UI {
+			return goapp.Section().Class("card").Aria("labelledby", "failed-title").Body(
+				goapp.H2().ID("failed-title").Text("Messages not sent"),
+				goapp.Ul().Class("log-list").Body(
+					goapp.Range(l.failed).Slice(func(i int) goapp.UI {
+						return failedItem(l.Tab.Session(), l.failed[i], "", true)
+					}),
+				),
+			)
+		}),
 	)
 }
 

@@ -16,7 +16,7 @@ import (
 const (
 	keyPrefix     = "kaiwa."
 	keyUser       = keyPrefix + "user"   // the name of the user the data belongs to
-	keyOutbox     = keyPrefix + "outbox" // []client.Pending, oldest first, every room
+	keyOutbox     = keyPrefix + "outbox" // []client.Pending, oldest first, every room, failed too
 	keyRoomPrefix = keyPrefix + "room."  // + room name: the room's newest messages
 	keptMessages  = 200                  // messages kept per room
 )
@@ -62,20 +62,13 @@ func (d localData) outbox() []client.Pending {
 	return list
 }
 
-// addPending records a send until removePending.
-func (d localData) addPending(p client.Pending) {
-	list := d.outbox()
-	if !slices.ContainsFunc(list, func(q client.Pending) bool { return q.ID == p.ID }) {
-		d.s.Set(keyOutbox, append(list, p))
+// setOutbox keeps the session's outbox (see client.EventOutbox), failed sends included.
+func (d localData) setOutbox(list []client.Pending) {
+	if len(list) == 0 {
+		d.s.Del(keyOutbox)
+		return
 	}
-}
-
-// removePending forgets a send that the server acknowledged.
-func (d localData) removePending(id string) {
-	list := d.outbox()
-	if kept := slices.DeleteFunc(slices.Clone(list), func(q client.Pending) bool { return q.ID == id }); len(kept) != len(list) {
-		d.s.Set(keyOutbox, kept)
-	}
+	d.s.Set(keyOutbox, list)
 }
 
 // user returns the name of the user the saved data belongs to, or "".

@@ -8,14 +8,14 @@ import (
 
 // gate picks what a page shows for the session: a neutral loading view until the app knows who
 // is signed in, signedOut or signedIn once it does.
-func gate(a auth, signedOut, signedIn func() goapp.UI) goapp.UI {
+func gate(tab *Tab, a auth, signedOut, signedIn func() goapp.UI) goapp.UI {
 	switch a.Status {
 	case authSignedIn:
 		return signedIn()
 	case authSignedOut:
 		return signedOut()
 	case authOffline:
-		return offlineView()
+		return offlineView(tab)
 	default:
 		return loadingView()
 	}
@@ -24,6 +24,7 @@ func gate(a auth, signedOut, signedIn func() goapp.UI) goapp.UI {
 // homePage is "/": the room list when signed in, the sign-in form when not.
 type homePage struct {
 	goapp.Compo
+	tab  *Tab
 	auth auth
 }
 
@@ -32,13 +33,13 @@ func (p *homePage) OnNav(ctx goapp.Context) {
 }
 
 func (p *homePage) OnMount(ctx goapp.Context) {
-	observeAuth(ctx, &p.auth, nil)
+	observeAuth(ctx, p.tab, &p.auth, nil)
 }
 
 func (p *homePage) Render() goapp.UI {
-	return frame(p.auth, gate(p.auth,
-		func() goapp.UI { return &authForm{} },
-		func() goapp.UI { return &landing{Auth: p.auth} },
+	return frame(p.auth, gate(p.tab, p.auth,
+		func() goapp.UI { return &authForm{Tab: p.tab} },
+		func() goapp.UI { return &landing{Tab: p.tab, Auth: p.auth} },
 	))
 }
 
@@ -47,6 +48,7 @@ func (p *homePage) Render() goapp.UI {
 type authPage struct {
 	goapp.Compo
 	Register bool
+	tab      *Tab
 	auth     auth
 }
 
@@ -59,13 +61,13 @@ func (p *authPage) OnNav(ctx goapp.Context) {
 }
 
 func (p *authPage) OnMount(ctx goapp.Context) {
-	observeAuth(ctx, &p.auth, func() { leaveWhenSignedIn(ctx, p.auth) })
+	observeAuth(ctx, p.tab, &p.auth, func() { leaveWhenSignedIn(ctx, p.auth) })
 	leaveWhenSignedIn(ctx, p.auth)
 }
 
 func (p *authPage) Render() goapp.UI {
-	return frame(p.auth, gate(p.auth,
-		func() goapp.UI { return &authForm{Register: p.Register} },
+	return frame(p.auth, gate(p.tab, p.auth,
+		func() goapp.UI { return &authForm{Tab: p.tab, Register: p.Register} },
 		loadingView, // on the way to "/"
 	))
 }
@@ -78,11 +80,11 @@ func leaveWhenSignedIn(ctx goapp.Context, a auth) {
 }
 
 // roomPage is "/rooms/{name}": the room's conversation, or the sign-in form once the server
-// has said that nobody is signed in. It does not wait for the session check: the room view's
-// own session makes it, and until it answers (or while the server cannot be reached) the view
-// shows the room's saved messages.
+// has said that nobody is signed in. It does not wait for the session check: while the tab's
+// session refreshes (or cannot reach the server) the view shows the room's saved messages.
 type roomPage struct {
 	goapp.Compo
+	tab  *Tab
 	auth auth
 	room string
 }
@@ -94,17 +96,47 @@ func (p *roomPage) OnNav(ctx goapp.Context) {
 
 func (p *roomPage) OnMount(ctx goapp.Context) {
 	p.room = strings.TrimPrefix(ctx.Page().URL().Path, PathRoomPrefix)
-	ctx.ObserveState(stateAuth, &p.auth)
+	observeAuth(ctx, p.tab, &p.auth, nil)
 }
 
 func (p *roomPage) Render() goapp.UI {
 	switch {
 	case p.auth.Status == authSignedOut:
-		return frame(p.auth, &authForm{})
-	case p.room == "", goapp.IsServer:
-		// The server prerenders the neutral view: the room runs a session, which belongs in
+		return frame(p.auth, &authForm{Tab: p.tab})
+	case p.room == "", p.tab.Session() == nil:
+		// Also what the server prerenders: the room needs the tab's session, which runs in
 		// the browser only.
 		return frame(p.auth, loadingView())
 	}
-	return frame(p.auth, &roomView{Room: p.room})
+	return frame(p.auth, &roomView{Tab: p.tab, Room: p.room})
+}
+
+// notFoundPage is any path that is none of the app's pages, and a room that does not exist
+// leads to the same view: inside the app, with a way back to the rooms.
+type notFoundPage struct {
+	goapp.Compo
+	tab  *Tab
+	auth auth
+}
+
+func (p *notFoundPage) OnNav(ctx goapp.Context) {
+	ctx.Page().SetTitle("Not found · Kaiwa")
+}
+
+func (p *notFoundPage) OnMount(ctx goapp.Context) {
+	observeAuth(ctx, p.tab, &p.auth, nil)
+	ctx.Defer(func(goapp.Context) { focusID("not-found-title") })
+}
+
+func (p *notFoundPage) Render() goapp.UI {
+	return frame(p.auth, notFoundView("There is no page at this address."))
+}
+
+// notFoundView says that what was asked for does not exist, and links back to the rooms.
+func notFoundView(what string) goapp.UI {
+	return goapp.Div().Class("card").DataSet("view", "not-found").Body(
+		goapp.H1().ID("not-found-title").TabIndex(-1).Text("Not found"),
+		goapp.P().Text(what),
+		goapp.P().Body(goapp.A().Href(PathHome).Text("Back to the rooms")),
+	)
 }

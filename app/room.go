@@ -20,19 +20,20 @@ const (
 	typingShown = 4 * time.Second
 	// typingEvery spaces the typing frames the composer sends; the server relays one per 2 s.
 	typingEvery = 2 * time.Second
-	// reconnectMax bounds the wait between attempts to reach the server: a person looking at
-	// an offline banner expects to be back soon after the server is.
-	reconnectMax = 8 * time.Second
+	// olderMargin is how close to the top of the log, in CSS pixels, scrolling loads older
+	// messages.
+	olderMargin = 200
 )
 
 // roomView is a room's conversation: history with scroll-back, live messages, who is online and
-// typing, the connection state and the composer. It runs its own client session for as long as
-// it is mounted. The session starts with a refresh through the cookie, so the view works the
-// same after a reload, and shows the room's saved messages and outbox while the server cannot
-// be reached.
+// typing, the connection state and the composer. It uses the tab's session, which it asks to
+// join the room and whose events for the room it subscribes to while mounted; the room stays
+// joined afterwards, so that its saved messages stay current. Until the session is connected
+// it shows the room's saved messages and outbox.
 type roomView struct {
 	goapp.Compo
 
+	Tab  *Tab
 	Room string
 
 	me        string          // the signed-in user, or the one the saved data belongs to
@@ -41,228 +42,268 @@ type roomView struct {
 	state     client.State
 	online    []string
 	typing    map[string]time.Time // user → until when to show them typing
-	joined    bool                 // the session has been asked to join the room
 	history   bool                 // the newest page has been read from the server
 	older     bool                 // a page of older messages is being read
+	notFound  bool                 // the server says the room does not exist (for this user)
 	err       string
 	lastTyped time.Time
 
 	sess    *client.Session
-	api     *client.API
-	stop    context.CancelFunc
-	release []func()
+	sub     *client.Subscription
+	release func() // removes the composer's key and submit listeners
 }
 
-// newSession returns a client session over api whose refreshes go through the lock that every
-// tab of the app shares (see refresh), reconnecting at most reconnectMax apart.
-func newSession(api *client.API) *client.Session {
-	return client.NewSession(api, client.Options{
-		Refresh:    func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
-		MaxBackoff: reconnectMax,
-	})
-}
-
-// CompoID makes go-app mount a new view, with its own session, for another room.
+// CompoID makes go-app mount a new view for another room.
 func (v *roomView) CompoID() string { return v.Room }
 
 func (v *roomView) OnMount(ctx goapp.Context) {
-	data := localData{ctx.LocalStorage()}
-	v.me = data.user()
-	v.msgs = data.messages(v.Room)
-	v.state = client.StateReconnecting
+	v.sess = v.Tab.Session()
+	if v.sess == nil {
+		return
+	}
+	v.me = v.sess.User().Name
+	if v.me == "" {
+		v.me = localData{ctx.LocalStorage()}.user()
+	}
+	v.msgs = slices.Clone(v.Tab.messages(ctx, v.Room))
+	v.pending = roomOutbox(v.sess.Outbox(), v.Room)
+	v.state = v.sess.State()
 	v.typing = map[string]time.Time{}
-	v.api = newAPI()
-	v.sess = newSession(v.api)
-	for _, p := range data.outbox() {
-		if p.Room == v.Room {
-			v.pending = append(v.pending, p)
-			v.sess.SendWithID(p.Room, p.ID, p.Text)
-		}
-	}
-	if len(v.msgs) > 0 {
-		// Resume from what this browser saw: the server replays what came since.
-		v.join(v.msgs[len(v.msgs)-1].Seq)
-	}
 
-	sctx, stop := context.WithCancel(context.Background())
-	v.stop = stop
-	sess := v.sess
-	ctx.Async(func() { sess.Run(sctx) })
+	// Subscribe before joining, so that nothing the join brings is missed.
+	v.sub = v.sess.Subscribe(client.Filter{Room: v.Room})
+	sub := v.sub
 	ctx.Async(func() {
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case ev := <-sess.Events():
-				ctx.Dispatch(func(ctx goapp.Context) { v.apply(ctx, ev) })
-			}
+		for ev := range sub.C() {
+			ctx.Dispatch(func(ctx goapp.Context) { v.apply(ctx, ev) })
 		}
 	})
-	// Timers are held back in hidden tabs and stop during sleep: look again at once. The
-	// handlers run on the page's event loop, which must never wait for the session.
-	check := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
-		if this.Get("visibilityState").String() != "hidden" {
-			go sess.CheckNow()
-		}
-		return nil
-	})
-	online := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
-		go sess.CheckNow()
-		return nil
-	})
-	doc := goapp.Window().Get("document")
-	doc.Call("addEventListener", "visibilitychange", check)
-	goapp.Window().Call("addEventListener", "online", online)
-	v.release = append(v.release, func() {
-		doc.Call("removeEventListener", "visibilitychange", check)
-		goapp.Window().Call("removeEventListener", "online", online)
-		check.Release()
-		online.Release()
+	if len(v.msgs) > 0 {
+		// Resume from what this browser saw: the server replays what came since. (A room the
+		// session joined already stays as it is.)
+		v.sess.JoinAfter(v.Room, v.msgs[len(v.msgs)-1].Seq)
+	} else {
+		// From now on; the newest page of history, read next, covers what came before.
+		v.sess.Join(v.Room)
+	}
+	if v.sess.AccessToken() != "" {
+		v.loadHistory(ctx)
+	}
+	ctx.Defer(func(ctx goapp.Context) {
+		v.scrollToBottom()
+		focusID(titleID)
+		v.listenComposer(ctx)
 	})
 }
 
 func (v *roomView) OnDismount() {
-	if v.stop != nil {
-		v.stop()
+	if v.sub != nil {
+		v.sub.Close()
 	}
-	for _, f := range v.release {
-		f()
+	if v.release != nil {
+		v.release()
 	}
-	v.release = nil
 }
 
-// join asks the session for the room's messages above after.
-func (v *roomView) join(after uint64) {
-	if !v.joined {
-		v.joined = true
-		v.sess.JoinAfter(v.Room, after)
+// listenComposer makes Enter (see sendsOnEnter) and the form's submit send the message. Its
+// listeners are plain browser listeners, because they must prevent the default (a new line, a
+// page load) while the event is dispatched: go-app runs its handlers later, on its UI goroutine.
+func (v *roomView) listenComposer(ctx goapp.Context) {
+	form, field := goapp.Window().GetElementByID(formID), goapp.Window().GetElementByID(composerID)
+	if !form.Truthy() || !field.Truthy() {
+		return
 	}
+	keydown := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
+		if e := args[0]; sendsOnEnter(e) {
+			e.Call("preventDefault")
+			ctx.Dispatch(v.send)
+		}
+		return nil
+	})
+	// A keydown whose default is prevented inserts nothing in a browser; a key event that
+	// arrives as keydown and a separate keypress (as DevTools sends them) needs both.
+	keypress := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
+		if e := args[0]; sendsOnEnter(e) {
+			e.Call("preventDefault")
+		}
+		return nil
+	})
+	submit := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
+		args[0].Call("preventDefault")
+		ctx.Dispatch(v.send)
+		return nil
+	})
+	field.Call("addEventListener", "keydown", keydown)
+	field.Call("addEventListener", "keypress", keypress)
+	form.Call("addEventListener", "submit", submit)
+	v.release = func() {
+		field.Call("removeEventListener", "keydown", keydown)
+		field.Call("removeEventListener", "keypress", keypress)
+		form.Call("removeEventListener", "submit", submit)
+		keydown.Release()
+		keypress.Release()
+		submit.Release()
+	}
+}
+
+// roomOutbox returns the sends of the outbox that belong to room.
+func roomOutbox(outbox []client.Pending, room string) []client.Pending {
+	var out []client.Pending
+	for _, p := range outbox {
+		if p.Room == room {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // apply handles one session event on the UI goroutine.
 func (v *roomView) apply(ctx goapp.Context, ev client.Event) {
-	data := localData{ctx.LocalStorage()}
 	switch ev.Kind {
 	case client.EventToken:
 		v.me = ev.Token.User.Name
-		data.claim(v.me)
-		ctx.SetState(stateAuth, signedIn(ev.Token))
 		if !v.history {
 			v.loadHistory(ctx)
 		}
-	case client.EventLoginRequired:
-		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 	case client.EventState:
 		v.state = ev.State
-		if ev.State == client.StateConnected && !v.history {
+		if ev.State != client.StateConnected {
+			// Nobody can be said to be online while this tab cannot see; the server sends
+			// the list again on the next join.
+			v.online = nil
+		} else if !v.history {
 			v.loadHistory(ctx)
 		}
 	case client.EventMessage:
-		if ev.Room != v.Room {
-			return
-		}
-		v.deliver(ctx, []proto.Message{ev.Message})
+		v.show(ctx, []proto.Message{ev.Message}) // the tab saves live messages itself
 		delete(v.typing, ev.Message.From)
 	case client.EventAck:
-		if ev.Room != v.Room {
-			return
-		}
 		// The ack can come before the broadcast of the same message: show it delivered now.
 		i := slices.IndexFunc(v.pending, func(p client.Pending) bool { return p.ID == ev.ID })
 		if i >= 0 {
 			p := v.pending[i]
 			v.deliver(ctx, []proto.Message{{Room: p.Room, Seq: ev.Seq, ID: p.ID, From: v.me, Text: p.Text, TS: time.Now()}})
 		}
-		data.removePending(ev.ID)
+	case client.EventOutbox:
+		atBottom := v.nearBottom()
+		v.pending = roomOutbox(ev.Outbox, v.Room)
+		for _, m := range v.msgs {
+			v.pending = slices.DeleteFunc(v.pending, func(p client.Pending) bool { return p.ID == m.ID })
+		}
+		if atBottom {
+			ctx.Defer(func(goapp.Context) { v.scrollToBottom() })
+		}
 	case client.EventPresence:
-		if ev.Room == v.Room {
+		if v.state == client.StateConnected {
 			v.online = ev.Online
 		}
 	case client.EventTyping:
-		if ev.Room == v.Room && ev.User != v.me {
+		if ev.User != v.me {
 			v.typing[ev.User] = time.Now().Add(typingShown)
 			ctx.After(typingShown, func(ctx goapp.Context) {}) // render again when it expires
 		}
-	case client.EventError:
-		if ev.Room == "" || ev.Room == v.Room {
+	case client.EventJoinRefused:
+		if ev.Code == proto.CodeInvalidRoom || ev.Code == proto.CodeNotFound {
+			v.notFound = true
+		} else {
 			v.err = errorCodeText(ev.Code, ev.Text)
 		}
+	case client.EventError:
+		if ev.ID == "" || !slices.ContainsFunc(v.pending, func(p client.Pending) bool { return p.ID == ev.ID }) {
+			v.err = errorCodeText(ev.Code, ev.Text)
+		}
+		// A refused send of ours shows as failed in the log, from its outbox change.
 	}
 }
 
-// deliver adds delivered messages, drops their pending copies and saves the room.
+// deliver shows delivered messages and saves them with the room's.
 func (v *roomView) deliver(ctx goapp.Context, msgs []proto.Message) {
+	v.show(ctx, msgs)
+	v.Tab.remember(ctx, v.Room, msgs)
+}
+
+// show adds delivered messages and drops their pending copies, keeping the log at its end if it
+// was there.
+func (v *roomView) show(ctx goapp.Context, msgs []proto.Message) {
 	atBottom := v.nearBottom()
 	v.msgs = mergeMessages(v.msgs, msgs)
 	for _, m := range msgs {
 		v.pending = slices.DeleteFunc(v.pending, func(p client.Pending) bool { return p.ID == m.ID })
 	}
-	localData{ctx.LocalStorage()}.saveMessages(v.Room, v.msgs)
 	if atBottom {
 		ctx.Defer(func(goapp.Context) { v.scrollToBottom() })
 	}
 }
 
-// loadHistory reads the newest page of the room, then joins from its last seq. With saved
-// messages the session has joined already, from the newest saved one, so that the server's
-// replay fills whatever lies between them and this page: the view never shows a hole.
+// loadHistory reads the newest page of the room through the session.
 func (v *roomView) loadHistory(ctx goapp.Context) {
-	token, api, room := v.sess.AccessToken(), v.api, v.Room
-	if token == "" {
-		return
-	}
+	sess, room := v.sess, v.Room
 	v.history = true
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		page, err := api.Messages(rctx, token, room, client.PageQuery{Limit: pageSize})
+		page, err := sess.Messages(rctx, room, client.PageQuery{Limit: pageSize})
 		ctx.Dispatch(func(ctx goapp.Context) {
 			if err != nil {
 				if client.IsCode(err, proto.CodeNotFound) {
-					v.err = "This room does not exist."
+					v.notFound = true
 					return
 				}
-				// Again soon, or at the next token: until then the room is not joined
-				// unless saved messages joined it.
+				// Again soon, or when the session connects.
 				v.history = false
 				ctx.After(2*time.Second, func(ctx goapp.Context) {
-					if !v.history {
+					if !v.history && v.sess.AccessToken() != "" {
 						v.loadHistory(ctx)
 					}
 				})
 				return
 			}
 			v.deliver(ctx, page.Messages)
-			var last uint64
-			if len(v.msgs) > 0 {
-				last = v.msgs[len(v.msgs)-1].Seq
-			}
-			v.join(last)
 			ctx.Defer(func(goapp.Context) { v.scrollToBottom() })
 		})
 	})
 }
 
-// loadOlder reads the page of messages just before the oldest one shown.
-func (v *roomView) loadOlder(ctx goapp.Context, e goapp.Event) {
-	if v.older || len(v.msgs) == 0 {
+// loadOlder reads the page of messages just before the oldest one shown, keeping the messages
+// on screen where they are.
+func (v *roomView) loadOlder(ctx goapp.Context) {
+	if v.older || !v.hasOlder() {
 		return
 	}
-	token, api, room, before := v.sess.AccessToken(), v.api, v.Room, v.msgs[0].Seq
+	sess, room, before := v.sess, v.Room, v.msgs[0].Seq
 	v.older = true
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		page, err := api.Messages(rctx, token, room, client.PageQuery{Before: before, Limit: pageSize})
+		page, err := sess.Messages(rctx, room, client.PageQuery{Before: before, Limit: pageSize})
 		ctx.Dispatch(func(ctx goapp.Context) {
 			v.older = false
 			if err != nil {
 				v.err = errorText(err)
 				return
 			}
+			// What lies below the view's top stays put: keep the distance from the bottom.
+			log := goapp.Window().GetElementByID(logID)
+			fromBottom := 0
+			if log.Truthy() {
+				fromBottom = log.Get("scrollHeight").Int() - log.Get("scrollTop").Int()
+			}
 			v.msgs = mergeMessages(page.Messages, v.msgs)
+			ctx.Defer(func(goapp.Context) {
+				if log.Truthy() {
+					log.Set("scrollTop", log.Get("scrollHeight").Int()-fromBottom)
+				}
+			})
 		})
 	})
+}
+
+// scrolled loads older messages once the log is scrolled near its top.
+func (v *roomView) scrolled(ctx goapp.Context, e goapp.Event) {
+	if ctx.JSSrc().Get("scrollTop").Int() < olderMargin {
+		v.loadOlder(ctx)
+	}
+	ctx.PreventUpdate()
 }
 
 // hasOlder reports whether messages exist before the oldest shown: seq counts from 1 without
@@ -271,17 +312,16 @@ func (v *roomView) hasOlder() bool {
 	return len(v.msgs) > 0 && v.msgs[0].Seq > 1
 }
 
-func (v *roomView) submit(ctx goapp.Context, e goapp.Event) {
-	e.PreventDefault()
-	v.send(ctx)
+// sendsOnEnter reports whether a keydown event sends the message: Enter sends, Shift+Enter
+// starts a new line, and so does Enter while an input method composes text. On a touch screen
+// Enter starts a new line and the button sends: there is no Shift key to hold.
+func sendsOnEnter(e goapp.Value) bool {
+	return e.Get("key").String() == "Enter" && !e.Get("shiftKey").Bool() && !e.Get("isComposing").Bool() && !touchScreen()
 }
 
-// keyDown sends on Enter; Shift+Enter starts a new line.
-func (v *roomView) keyDown(ctx goapp.Context, e goapp.Event) {
-	if e.Get("key").String() == "Enter" && !e.Get("shiftKey").Bool() && !e.Get("isComposing").Bool() {
-		e.PreventDefault()
-		v.send(ctx)
-	}
+// touchScreen reports whether the main pointer is a finger.
+func touchScreen() bool {
+	return goapp.Window().Call("matchMedia", "(pointer: coarse)").Get("matches").Bool()
 }
 
 func (v *roomView) input(ctx goapp.Context, e goapp.Event) {
@@ -293,11 +333,17 @@ func (v *roomView) input(ctx goapp.Context, e goapp.Event) {
 }
 
 // send queues the composer's text: it shows pending at once, is saved in the outbox until its
-// ack, and is sent whenever the session is connected.
+// ack, and is sent whenever the session is connected. A text that cannot be sent stays in the
+// composer with the reason; the focus stays there in every case.
 func (v *roomView) send(ctx goapp.Context) {
 	field := goapp.Window().GetElementByID(composerID)
+	defer field.Call("focus")
 	text := strings.TrimSpace(field.Get("value").String())
 	if text == "" {
+		return
+	}
+	if _, code := proto.NormalizeText(text); code != "" {
+		v.err = errorCodeText(code, "")
 		return
 	}
 	if n := utf8.RuneCountInString(text); n > proto.TextMax {
@@ -305,10 +351,7 @@ func (v *roomView) send(ctx goapp.Context) {
 		return
 	}
 	v.err = ""
-	p := client.Pending{Room: v.Room, ID: client.NewID(), Text: text}
-	localData{ctx.LocalStorage()}.addPending(p)
-	v.pending = append(v.pending, p)
-	v.sess.SendWithID(p.Room, p.ID, p.Text)
+	v.sess.Send(v.Room, text) // its outbox change shows it pending
 	field.Set("value", "")
 	ctx.Defer(func(goapp.Context) { v.scrollToBottom() })
 }
@@ -317,6 +360,9 @@ func (v *roomView) send(ctx goapp.Context) {
 const (
 	logID      = "room-log"
 	composerID = "room-message"
+	formID     = "room-composer"
+	titleID    = "room-title"
+	hintID     = "room-message-hint"
 )
 
 // nearBottom reports whether the log is scrolled to (about) its end, where new messages keep it.
@@ -347,9 +393,18 @@ func (v *roomView) typingNames(now time.Time) []string {
 }
 
 func (v *roomView) Render() goapp.UI {
-	return goapp.Section().Class("room").DataSet("view", "room").DataSet("room", v.Room).Aria("labelledby", "room-title").Body(
+	if v.notFound {
+		return notFoundView("There is no room #" + v.Room + ", or it is not open to you.")
+	}
+	// The children keep their places whatever the state, so that an error or a change of
+	// state never replaces the composer (and the draft and focus in it).
+	return goapp.Section().Class("room").DataSet("view", "room").DataSet("room", v.Room).Aria("labelledby", titleID).Body(
 		goapp.Div().Class("room-head").Body(
-			goapp.H1().ID("room-title").Text("#"+v.Room),
+			goapp.A().Class("back").Href(PathHome).Aria("label", "All rooms").Body(
+				goapp.Span().Aria("hidden", "true").Text("‹ "),
+				goapp.Text("Rooms"),
+			),
+			goapp.H1().ID(titleID).TabIndex(-1).Text("#"+v.Room),
 			statusLine(v.state),
 		),
 		goapp.Div().Class("room-body").Body(
@@ -361,42 +416,50 @@ func (v *roomView) Render() goapp.UI {
 						return goapp.Li().Text(v.online[i])
 					}),
 				),
+				goapp.If(v.state != client.StateConnected, func() goapp.UI {
+					return goapp.P().Class("hint").Text("Not known while disconnected")
+				}),
 			),
 		),
 		goapp.P().Class("typing").Aria("live", "polite").Text(typingText(v.typingNames(time.Now()))),
-		goapp.If(v.err != "", func() goapp.UI {
-			return goapp.P().Class("error").Role("alert").Text(v.err)
-		}),
-		goapp.Form().Class("composer").Aria("label", "Write a message").OnSubmit(v.submit).Body(
+		goapp.P().Class("error").Role("alert").Hidden(v.err == "").Text(v.err),
+		goapp.Form().ID(formID).Class("composer").Aria("label", "Write a message").Body(
 			goapp.Label().For(composerID).Class("visually-hidden").Text("Message"),
 			goapp.Textarea().
 				ID(composerID).
 				Name("message").
 				Rows(2).
-				Placeholder("Message #"+v.Room+" (Enter sends, Shift+Enter for a new line)").
+				Placeholder("Write a message").
+				Aria("describedby", hintID).
 				Attr("autocomplete", "off").
-				OnKeyDown(v.keyDown).
 				OnInput(v.input),
 			goapp.Button().Type("submit").Text("Send"),
+			goapp.P().ID(hintID).Class("visually-hidden").Text("Enter sends, Shift+Enter starts a new line; on a touch screen, the Send button sends."),
 		),
-		goapp.P().Class("room-nav").Body(goapp.A().Href(PathHome).Text("All rooms")),
 	)
 }
 
 func (v *roomView) renderLog() goapp.UI {
 	me := v.me
-	return goapp.Ol().ID(logID).Class("log").Role("log").Aria("label", "Messages").TabIndex(0).Body(
+	// role="log" is on the scrolling box, so that the list inside keeps its list semantics.
+	return goapp.Div().ID(logID).Class("log").Role("log").Aria("label", "Messages").TabIndex(0).OnScroll(v.scrolled).Body(
 		goapp.If(v.hasOlder(), func() goapp.UI {
-			return goapp.Li().Class("older").Body(
-				goapp.Button().Type("button").Class("secondary").Disabled(v.older).Text("Load older messages").OnClick(v.loadOlder),
+			return goapp.Div().Class("older").Body(
+				goapp.Button().Type("button").Class("secondary").Disabled(v.older).Text("Load older messages").
+					OnClick(func(ctx goapp.Context, e goapp.Event) { v.loadOlder(ctx) }),
 			)
 		}),
-		goapp.Range(v.msgs).Slice(func(i int) goapp.UI {
-			return messageItem(v.msgs[i], me)
-		}),
-		goapp.Range(v.pending).Slice(func(i int) goapp.UI {
-			return pendingItem(v.pending[i], me)
-		}),
+		goapp.Ol().Class("messages").Body(
+			goapp.Range(v.msgs).Slice(func(i int) goapp.UI {
+				return messageItem(v.msgs[i], me)
+			}),
+			goapp.Range(v.pending).Slice(func(i int) goapp.UI {
+				if v.pending[i].Failed {
+					return failedItem(v.sess, v.pending[i], me, false)
+				}
+				return pendingItem(v.pending[i], me)
+			}),
+		),
 	)
 }
 
@@ -424,6 +487,47 @@ func pendingItem(p client.Pending, me string) goapp.UI {
 		),
 		goapp.P().Class("text").Text(p.Text),
 	)
+}
+
+// failedItem is a send of ours that the server refused: it says why, and offers to send it
+// again or to drop it. withRoom names its room, for lists of several rooms' sends.
+func failedItem(sess *client.Session, p client.Pending, me string, withRoom bool) goapp.UI {
+	var who goapp.UI = goapp.Span().Class("from").Text(me)
+	if withRoom {
+		who = goapp.A().Class("from").Href(PathRoomPrefix + p.Room).Text("#" + p.Room)
+	}
+	return goapp.Li().Class("msg mine pending failed").DataSet("pending", "true").DataSet("failed", "true").DataSet("id", p.ID).Body(
+		goapp.Div().Class("msg-meta").Body(
+			who,
+			goapp.Span().Class("error").Text("Not sent: "+refusalText(p.Code)),
+		),
+		goapp.P().Class("text").Text(p.Text),
+		goapp.Div().Class("msg-actions").Body(
+			goapp.Button().Type("button").Class("secondary").DataSet("action", "retry").Text("Retry").
+				OnClick(func(ctx goapp.Context, e goapp.Event) {
+					if sess != nil {
+						sess.Retry(p.ID)
+					}
+				}),
+			goapp.Button().Type("button").Class("secondary").DataSet("action", "discard").Text("Discard").
+				OnClick(func(ctx goapp.Context, e goapp.Event) {
+					if sess != nil {
+						sess.Discard(p.ID)
+					}
+				}),
+		),
+	)
+}
+
+// refusalText says why a send failed.
+func refusalText(code string) string {
+	switch code {
+	case proto.CodeInvalidRoom, proto.CodeNotFound:
+		return "the room does not exist, or is not open to you."
+	case proto.CodeNotJoined:
+		return "the room could not be joined."
+	}
+	return errorCodeText(code, "")
 }
 
 // statusLine is the page's one role="status" element: the connection state, and the offline

@@ -97,13 +97,11 @@ func TestLocalData(t *testing.T) {
 		t.Errorf("kept %d messages from seq %s, want the newest %d", len(got), seqs(got[:1]), keptMessages)
 	}
 
-	d.addPending(client.Pending{Room: "general", ID: "a", Text: "one"})
-	d.addPending(client.Pending{Room: "other", ID: "b", Text: "two"})
-	d.addPending(client.Pending{Room: "general", ID: "a", Text: "one"}) // a retry
-	if got := d.outbox(); len(got) != 2 || got[0].ID != "a" || got[1].ID != "b" {
-		t.Errorf("outbox %v, want a then b", got)
+	d.setOutbox([]client.Pending{{Room: "general", ID: "a", Text: "one"}, {Room: "other", ID: "b", Text: "two", Failed: true, Code: proto.CodeInvalidRoom}})
+	if got := d.outbox(); len(got) != 2 || got[0].ID != "a" || got[1].ID != "b" || !got[1].Failed || got[1].Code != proto.CodeInvalidRoom {
+		t.Errorf("outbox %v, want a then b, failed", got)
 	}
-	d.removePending("a")
+	d.setOutbox([]client.Pending{{Room: "other", ID: "b", Text: "two", Failed: true}})
 	if got := d.outbox(); len(got) != 1 || got[0].ID != "b" {
 		t.Errorf("outbox after the ack of a: %v", got)
 	}

@@ -11,6 +11,6 @@ import (
 )
 
 func main() {
-	app.Routes()
+	app.Routes(app.NewTab())
 	goapp.RunWhenOnBrowser()
 }

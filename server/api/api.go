@@ -404,6 +404,11 @@ func (a *API) writeGrant(w http.ResponseWriter, r *http.Request, status int, g a
 		MaxAge: int(a.auth.RefreshTTL() / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: a.secure(r),
 	})
+	http.SetCookie(w, &http.Cookie{
+		Name: proto.SessionHintCookie, Value: "1", Path: "/",
+		MaxAge: int(a.auth.RefreshTTL() / time.Second), SameSite: http.SameSiteStrictMode,
+		Secure: a.secure(r),
+	})
 	writeJSON(w, status, g.Body())
 }
 
@@ -411,6 +416,10 @@ func (a *API) clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: proto.RefreshCookie, Path: proto.RefreshCookiePath, MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: a.secure(r),
+	})
+	http.SetCookie(w, &http.Cookie{
+		Name: proto.SessionHintCookie, Path: "/", MaxAge: -1,
+		SameSite: http.SameSiteStrictMode, Secure: a.secure(r),
 	})
 }
 

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/andybalholm/brotli"
 )
 
 // asset is one file of the web root, kept in memory, with the precompressed forms the build
@@ -28,13 +31,14 @@ type asset struct {
 // contentTypes maps the extensions of the web root's files to their media types; the table is
 // ours so that the answer does not depend on the host's mime database.
 var contentTypes = map[string]string{
-	".css":  "text/css; charset=utf-8",
-	".js":   "text/javascript; charset=utf-8",
-	".json": "application/json",
-	".png":  "image/png",
-	".svg":  "image/svg+xml",
-	".txt":  "text/plain; charset=utf-8",
-	".wasm": "application/wasm",
+	".css":         "text/css; charset=utf-8",
+	".js":          "text/javascript; charset=utf-8",
+	".json":        "application/json",
+	".webmanifest": "application/manifest+json",
+	".png":         "image/png",
+	".svg":         "image/svg+xml",
+	".txt":         "text/plain; charset=utf-8",
+	".wasm":        "application/wasm",
 }
 
 // loadAssets reads every file of root. A file named X.br or X.gz is the brotli or gzip form of X,
@@ -57,12 +61,7 @@ func loadAssets(root fs.FS, logger *slog.Logger) (map[string]*asset, error) {
 			compressed[name] = body
 			return nil
 		}
-		sum := sha256.Sum256(body)
-		ct := contentTypes[path.Ext(name)]
-		if ct == "" {
-			ct = "application/octet-stream"
-		}
-		assets[name] = &asset{contentType: ct, raw: body, hash: hex.EncodeToString(sum[:])}
+		assets[name] = &asset{contentType: contentType(name), raw: body, hash: hashOf(body)}
 		return nil
 	})
 	if err != nil {
@@ -74,8 +73,66 @@ func loadAssets(root fs.FS, logger *slog.Logger) (map[string]*asset, error) {
 			logger.Warn("web_precompressed_stale", "file", name, "hint", "run make wasm")
 			a.br, a.gz = nil, nil
 		}
+		if a.br == nil && a.gz == nil && compressible(name, a.raw) {
+			a.br, a.gz = compressForms(a.raw)
+		}
 	}
 	return assets, nil
+}
+
+// newAsset is a file made in memory, compressed when that pays.
+func newAsset(name string, raw []byte) *asset {
+	a := &asset{contentType: contentType(name), raw: raw, hash: hashOf(raw)}
+	if compressible(name, raw) {
+		a.br, a.gz = compressForms(raw)
+	}
+	return a
+}
+
+func contentType(name string) string {
+	if ct := contentTypes[path.Ext(name)]; ct != "" {
+		return ct
+	}
+	return "application/octet-stream"
+}
+
+func hashOf(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// compressInMemoryMax bounds the files compressed when the server starts: larger ones (app.wasm)
+// are compressed by the build (server/cmd/precompress), which takes seconds.
+const compressInMemoryMax = 1 << 20
+
+// compressible reports whether a file is text that the server compresses when it starts: the
+// style sheet, scripts, the manifest, SVG.
+func compressible(name string, raw []byte) bool {
+	switch path.Ext(name) {
+	case ".css", ".js", ".json", ".webmanifest", ".svg", ".txt":
+		return len(raw) <= compressInMemoryMax
+	}
+	return false
+}
+
+// compressForms returns the brotli and gzip forms of raw, at the best compression of each; a
+// form that is not smaller than raw is left out (nil).
+func compressForms(raw []byte) (br, gz []byte) {
+	var b, g bytes.Buffer
+	bw := brotli.NewWriterLevel(&b, brotli.BestCompression)
+	gw, _ := gzip.NewWriterLevel(&g, gzip.BestCompression) // the level is valid
+	// Writes to a bytes.Buffer do not fail.
+	bw.Write(raw)
+	bw.Close()
+	gw.Write(raw)
+	gw.Close()
+	if b.Len() < len(raw) {
+		br = b.Bytes()
+	}
+	if g.Len() < len(raw) {
+		gz = g.Bytes()
+	}
+	return br, gz
 }
 
 // gzipMatches reports whether gz is a gzip stream of raw, by the CRC-32 and the length that end

@@ -5,6 +5,7 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
@@ -12,6 +13,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,16 +44,22 @@ const ContentSecurityPolicy = "default-src 'self'; " +
 	"form-action 'self'; " +
 	"frame-ancestors 'none'"
 
-// Kaiwa's colours, as in public/web/kaiwa.css.
+// Kaiwa's colours, as in public/web/kaiwa.css. The manifest holds one theme colour and one
+// splash colour for both light and dark mode, so both are the brand blue of the icon: it reads
+// as neither a light nor a dark surface, and the installed app's splash screen does not flash
+// white in dark mode. The pages' theme-color follows the colour scheme (themeColorDark in dark
+// mode, the surface of the dark style sheet).
 const (
 	themeColor      = "#1f5f8b"
-	backgroundColor = "#f4f6f8"
+	themeColorDark  = "#1c242c"
+	backgroundColor = themeColor
 )
 
 // handler routes a request to a static file or to go-app.
 type handler struct {
-	pages  *goapp.Handler
-	assets map[string]*asset // by path under /web/
+	pages     *goapp.Handler
+	assets    map[string]*asset // by path under /web/
+	generated map[string]*asset // go-app's own files (/app.js, /wasm_exec.js, ...), by path
 }
 
 // New returns the handler of every path that is not the API, /ws, /healthz or /metrics. It
@@ -83,7 +92,7 @@ func newHandler(root fs.FS, logger *slog.Logger) (*handler, error) {
 	logger.Info("web_app_loaded", "version", version, "wasm_bytes", len(wasm.raw),
 		"brotli", wasm.br != nil, "gzip", wasm.gz != nil)
 
-	app.Routes()
+	app.Routes(nil)
 	pages := &goapp.Handler{
 		Name:            "Kaiwa",
 		ShortName:       "Kaiwa",
@@ -108,7 +117,11 @@ func newHandler(root fs.FS, logger *slog.Logger) (*handler, error) {
 		WasmContentLength:     strconv.Itoa(len(wasm.raw)),
 		ServiceWorkerTemplate: workerJS,
 	}
-	return &handler{pages: pages, assets: assets}, nil
+	generated, err := generatedAssets(pages)
+	if err != nil {
+		return nil, err
+	}
+	return &handler{pages: pages, assets: assets, generated: generated}, nil
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -130,10 +143,78 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/sitemap.xml", p == "/ads.txt":
 		// go-app would fetch these from the server's own address; Kaiwa has none.
 		http.NotFound(w, r)
+	case h.generated[p] != nil:
+		h.generated[p].serve(w, r)
 	default:
-		h.pages.ServeHTTP(w, r)
+		h.servePage(w, r)
 	}
 }
+
+// servePage answers with go-app's page for the path: the app routes every path itself and
+// shows its own not-found view, which is answered with 404 when the path is none of its pages.
+// The page's theme-color is made to follow the colour scheme.
+func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
+	rec := newRecorder()
+	h.pages.ServeHTTP(rec, r)
+	body := rec.body.Bytes()
+	status := rec.status
+	if status == http.StatusOK && !app.IsPage(r.URL.Path) {
+		status = http.StatusNotFound
+	}
+	if strings.HasPrefix(rec.header.Get("Content-Type"), "text/html") {
+		if loc := goappThemeMeta.FindIndex(body); loc != nil {
+			body = slices.Concat(body[:loc[0]], []byte(themeMetas), body[loc[1]:])
+		}
+	}
+	for k, v := range rec.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// goappThemeMeta finds the theme-color go-app writes in every page (its attributes come in any
+// order); themeMetas replaces it with one colour per colour scheme (browsers take the first
+// whose media matches).
+var goappThemeMeta = regexp.MustCompile(`<meta [^>]*name="theme-color"[^>]*>`)
+
+const themeMetas = `<meta name="theme-color" content="` + themeColorDark + `" media="(prefers-color-scheme: dark)">` +
+	`<meta name="theme-color" content="` + themeColor + `">`
+
+// generatedFiles are the files go-app makes from its settings. Kaiwa serves them from memory,
+// compressed like its own.
+var generatedFiles = []string{"/app.js", "/wasm_exec.js", "/app-worker.js", "/manifest.webmanifest", "/app.css"}
+
+// generatedAssets asks go-app once for each of generatedFiles; they never change while the
+// server runs.
+func generatedAssets(pages http.Handler) (map[string]*asset, error) {
+	out := make(map[string]*asset, len(generatedFiles))
+	for _, p := range generatedFiles {
+		rec := newRecorder()
+		pages.ServeHTTP(rec, &http.Request{Method: http.MethodGet, URL: &url.URL{Path: p}, Header: http.Header{}})
+		if rec.status != http.StatusOK {
+			return nil, fmt.Errorf("web: go-app answers %s with %d", p, rec.status)
+		}
+		out[p] = newAsset(p, rec.body.Bytes())
+	}
+	return out, nil
+}
+
+// recorder keeps what a handler writes, to be looked at before it is sent.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func newRecorder() *recorder { return &recorder{header: http.Header{}, status: http.StatusOK} }
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(status int)      { r.status = status }
 
 func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, name string) {
 	a, ok := h.assets[name]

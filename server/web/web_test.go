@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -101,7 +102,7 @@ func fakeRoot(t *testing.T, wasm []byte) fstest.MapFS {
 		"app.wasm":              {Data: wasm},
 		"app.wasm.br":           {Data: br},
 		"app.wasm.gz":           {Data: gz},
-		"kaiwa.css":             {Data: []byte("body{}")},
+		"kaiwa.css":             {Data: []byte(strings.Repeat("body { margin: 0; }\n", 50))},
 		"icon-192.png":          {Data: []byte("png")},
 		"icon-512.png":          {Data: []byte("png")},
 		"icon-maskable-512.png": {Data: []byte("png")},
@@ -456,4 +457,78 @@ func TestBuiltWasm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTextFilesCompressed checks that the style sheet and go-app's scripts, worker and manifest
+// are sent compressed to a browser that accepts it, and decode to what an identity request gets.
+func TestTextFilesCompressed(t *testing.T) {
+	h, err := newHandler(fakeRoot(t, []byte("\x00asm")), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := testServer(t, h)
+	for _, path := range []string{"/wasm_exec.js", "/app.js", "/app-worker.js", "/manifest.webmanifest", "/app.css", "/web/kaiwa.css"} {
+		for _, enc := range []string{"br", "gzip"} {
+			t.Run(path+" "+enc, func(t *testing.T) {
+				plain, raw := get(t, ts, path, nil)
+				if plain.StatusCode != http.StatusOK || plain.Header.Get("Content-Encoding") != "" {
+					t.Fatalf("identity: status %d, Content-Encoding %q", plain.StatusCode, plain.Header.Get("Content-Encoding"))
+				}
+				resp, body := get(t, ts, path, http.Header{"Accept-Encoding": {enc}})
+				if got := resp.Header.Get("Content-Encoding"); got != enc {
+					t.Fatalf("Content-Encoding = %q, want %q", got, enc)
+				}
+				if got := resp.Header.Values("Vary"); !strings.Contains(strings.Join(got, ","), "Accept-Encoding") {
+					t.Errorf("Vary = %q, want Accept-Encoding", got)
+				}
+				if !bytes.Equal(decode(t, enc, body), raw) {
+					t.Error("the decoded body differs from the identity one")
+				}
+				if resp.Header.Get("Content-Type") != plain.Header.Get("Content-Type") || resp.Header.Get("Content-Type") == "" {
+					t.Errorf("Content-Type %q, identity %q", resp.Header.Get("Content-Type"), plain.Header.Get("Content-Type"))
+				}
+			})
+		}
+	}
+}
+
+// TestThemeColors checks the colours of the installed app: the pages say which theme colour
+// goes with dark mode, and the manifest's splash colour is not a light surface.
+func TestThemeColors(t *testing.T) {
+	h, err := newHandler(fakeRoot(t, []byte("\x00asm")), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := testServer(t, h)
+	_, page := get(t, ts, "/login", nil)
+	dark := regexp.MustCompile(`<meta name="theme-color" content="(#[0-9a-f]{6})" media="\(prefers-color-scheme: dark\)">`).FindSubmatch(page)
+	if dark == nil {
+		t.Fatalf("no theme-color for dark mode in the page:\n%s", page)
+	}
+	if i, j := bytes.Index(page, dark[0]), bytes.Index(page, []byte(`<meta name="theme-color" content="`+themeColor+`">`)); j < 0 || i > j {
+		t.Errorf("the dark theme-color must come before the one for every scheme (at %d and %d)", i, j)
+	}
+	_, body := get(t, ts, "/manifest.webmanifest", nil)
+	var m struct {
+		ThemeColor      string `json:"theme_color"`
+		BackgroundColor string `json:"background_color"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]string{"theme_color": m.ThemeColor, "background_color": m.BackgroundColor} {
+		if luminance(t, c) > 0.5 {
+			t.Errorf("manifest %s %s is a light colour: it glares in dark mode", name, c)
+		}
+	}
+}
+
+// luminance is the relative brightness of a #rrggbb colour, from 0 to 1 (plain average).
+func luminance(t *testing.T, hex string) float64 {
+	t.Helper()
+	var r, g, b int
+	if _, err := fmt.Sscanf(hex, "#%02x%02x%02x", &r, &g, &b); err != nil {
+		t.Fatalf("colour %q: %v", hex, err)
+	}
+	return float64(r+g+b) / (3 * 255)
 }

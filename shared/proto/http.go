@@ -97,6 +97,10 @@ const (
 const (
 	RefreshCookie     = "kaiwa_refresh"
 	RefreshCookiePath = "/api/auth"
+	// SessionHintCookie ("1", Path=/, readable by scripts) is set and cleared with the
+	// refresh cookie. It holds no secret: it only tells the web app that a refresh cookie may
+	// exist, so that a signed-out load does not ask for a refresh it knows will fail.
+	SessionHintCookie = "kaiwa_session"
 	Subprotocol       = "kaiwa.v1"
 	BearerProtocol    = "kaiwa.bearer." // followed by the access token
 	TokenType         = "Bearer"

@@ -1,0 +1,281 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	goapp "github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"kaiwa/shared/client"
+	"kaiwa/shared/proto"
+)
+
+// reconnectMax bounds the wait between attempts to reach the server: a person looking at an
+// offline banner expects to be back soon after the server is.
+const reconnectMax = 8 * time.Second
+
+// Tab is what one browser tab shares between its pages: the one client session, which alone
+// holds the access token, makes every API call that needs it and keeps one socket for every
+// page, and the rooms' saved messages. wasm/main.go makes one and hands it to Routes, whose
+// pages reach it through their route; the server's prerendering gets none (nil), and pages
+// then show their neutral loading view.
+//
+// Its fields change only on the UI goroutine. The session's events reach it through a
+// subscription of its own, which saves messages and the outbox to local storage and publishes
+// who is signed in (stateAuth); pages subscribe to the session for what they show.
+type Tab struct {
+	mu    sync.Mutex
+	ctx   *goapp.Context        // the context of the page shown now, guarded by mu
+	queue []func(goapp.Context) // work for the UI goroutine, guarded by mu (see do)
+
+	api     *client.API
+	started bool
+	sess    *client.Session // nil while nobody is signed in, or before the first page mounts
+	stop    context.CancelFunc
+	saved   map[string][]proto.Message // by room: the newest messages, as kept in local storage
+}
+
+// NewTab returns the tab's holder for the server that served the page. Nothing starts before
+// the first page mounts.
+func NewTab() *Tab {
+	return &Tab{saved: map[string][]proto.Message{}}
+}
+
+// Session returns the tab's session, or nil while nobody is signed in.
+func (t *Tab) Session() *client.Session {
+	if t == nil {
+		return nil
+	}
+	return t.sess
+}
+
+// attach makes ctx, the context of a page that has just mounted, the one the tab's work runs
+// with, and runs what waited for a page. Every page calls it from OnMount (see observeAuth).
+func (t *Tab) attach(ctx goapp.Context) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.ctx = &ctx
+	t.mu.Unlock()
+	t.drain(ctx)
+}
+
+// do runs f on the UI goroutine, with the context of the page shown now. It may be called from
+// any goroutine. A context's Dispatch does nothing once its page is gone, and the tab outlives
+// its pages: f waits in the queue until a page runs it, the next one to mount at the latest.
+func (t *Tab) do(f func(goapp.Context)) {
+	t.mu.Lock()
+	t.queue = append(t.queue, f)
+	ctx := t.ctx
+	t.mu.Unlock()
+	if ctx != nil {
+		ctx.Dispatch(t.drain)
+	}
+}
+
+// drain runs the queued work, on the UI goroutine.
+func (t *Tab) drain(ctx goapp.Context) {
+	t.mu.Lock()
+	queue := t.queue
+	t.queue = nil
+	t.mu.Unlock()
+	for _, f := range queue {
+		f(ctx)
+	}
+}
+
+// start runs once per load, from the first page's OnMount: it listens to the browser's
+// network and visibility events and, when a refresh cookie may exist (see hasSessionHint),
+// starts the session with a refresh. Without the hint nobody is signed in, and the app asks
+// the server nothing: the refresh could only fail.
+func (t *Tab) start(ctx goapp.Context) {
+	if t == nil || t.started {
+		return
+	}
+	t.started = true
+	t.api = newAPI()
+	t.listen()
+	if !hasSessionHint() {
+		ctx.SetState(stateAuth, auth{Status: authSignedOut})
+		return
+	}
+	ctx.SetState(stateAuth, auth{Status: authChecking})
+	t.startSession(ctx, nil)
+}
+
+// signIn starts a session with the token body of a sign-in or sign-up.
+func (t *Tab) signIn(ctx goapp.Context, tb proto.TokenBody) {
+	t.endSession()
+	localData{ctx.LocalStorage()}.claim(tb.User.Name)
+	t.saved = map[string][]proto.Message{}
+	t.startSession(ctx, &tb)
+	ctx.SetState(stateAuth, signedIn(tb))
+}
+
+// signOut ends the session on the server and here, and forgets what this browser kept of it.
+// It blocks on the network: run it in ctx.Async. An error means the server could not be
+// reached, and the session may still be alive there: nothing is forgotten then.
+func (t *Tab) signOut(ctx goapp.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	err := t.api.Logout(rctx)
+	var apiErr *client.APIError
+	if err != nil && !errors.As(err, &apiErr) {
+		return err
+	}
+	ctx.Dispatch(func(ctx goapp.Context) {
+		t.endSession()
+		t.saved = map[string][]proto.Message{}
+		localData{ctx.LocalStorage()}.clear()
+		ctx.SetState(stateAuth, auth{Status: authSignedOut})
+	})
+	return nil
+}
+
+// startSession starts the session: from tb, or with a refresh when tb is nil. It joins every
+// room this browser kept messages of, from the newest kept, and the rooms of the saved outbox,
+// whose sends go out once their room is joined.
+func (t *Tab) startSession(ctx goapp.Context, tb *proto.TokenBody) {
+	data := localData{ctx.LocalStorage()}
+	rooms := map[string]uint64{}
+	for _, room := range data.rooms() {
+		msgs := t.messages(ctx, room)
+		if len(msgs) > 0 {
+			rooms[room] = msgs[len(msgs)-1].Seq
+		}
+	}
+	outbox := data.outbox()
+	for _, p := range outbox {
+		if _, ok := rooms[p.Room]; !ok {
+			rooms[p.Room] = 0
+		}
+	}
+	api := t.api
+	sess := client.NewSession(api, client.Options{
+		Token:      tb,
+		Rooms:      rooms,
+		Outbox:     outbox,
+		MaxBackoff: reconnectMax,
+		Refresh:    func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
+	})
+	if !online() {
+		sess.Offline()
+	}
+	sub := sess.Subscribe(client.Filter{Kinds: []client.EventKind{
+		client.EventToken, client.EventLoginRequired, client.EventState, client.EventMessage, client.EventOutbox,
+	}})
+	sctx, stop := context.WithCancel(context.Background())
+	t.sess, t.stop = sess, stop
+	go func() {
+		for ev := range sub.C() {
+			t.do(func(ctx goapp.Context) { t.apply(ctx, sess, ev) })
+		}
+	}()
+	go sess.Run(sctx) // ends with EventLoginRequired when the session is over
+}
+
+// endSession stops the session, if one runs.
+func (t *Tab) endSession() {
+	if t.stop != nil {
+		t.stop()
+	}
+	t.sess, t.stop = nil, nil
+}
+
+// apply handles one event of the tab's own subscription, on the UI goroutine.
+func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
+	if sess != t.sess {
+		return // an event of a session that has ended since
+	}
+	data := localData{ctx.LocalStorage()}
+	switch ev.Kind {
+	case client.EventToken:
+		if prev := data.user(); prev != "" && prev != ev.Token.User.Name {
+			// What this browser kept is another user's: it is not this session's to send.
+			for _, p := range sess.Outbox() {
+				sess.Discard(p.ID)
+			}
+			t.saved = map[string][]proto.Message{}
+		}
+		data.claim(ev.Token.User.Name)
+		ctx.SetState(stateAuth, signedIn(ev.Token))
+	case client.EventLoginRequired:
+		t.endSession()
+		ctx.SetState(stateAuth, auth{Status: authSignedOut})
+	case client.EventState:
+		if ev.State == client.StateOffline && sess.AccessToken() == "" {
+			// The server cannot be reached to find out who is signed in.
+			ctx.SetState(stateAuth, auth{Status: authOffline})
+		}
+	case client.EventMessage:
+		msgs := mergeMessages(t.messages(ctx, ev.Room), []proto.Message{ev.Message})
+		t.saved[ev.Room] = msgs[max(len(msgs)-keptMessages, 0):]
+		data.saveMessages(ev.Room, msgs)
+	case client.EventOutbox:
+		data.setOutbox(ev.Outbox)
+	}
+}
+
+// messages returns the room's saved messages, ascending by seq.
+func (t *Tab) messages(ctx goapp.Context, room string) []proto.Message {
+	msgs, ok := t.saved[room]
+	if !ok {
+		msgs = localData{ctx.LocalStorage()}.messages(room)
+		t.saved[room] = msgs
+	}
+	return msgs
+}
+
+// remember keeps a room's messages shown by a page, such as a page of history, for the next
+// visit and for offline use.
+func (t *Tab) remember(ctx goapp.Context, room string, msgs []proto.Message) {
+	merged := mergeMessages(t.messages(ctx, room), msgs)
+	t.saved[room] = merged[max(len(merged)-keptMessages, 0):]
+	localData{ctx.LocalStorage()}.saveMessages(room, merged)
+}
+
+// listen passes the browser's hints to the session: the network went away or came back, and
+// the tab became visible again, when timers held back in a hidden or sleeping tab may be late.
+// The listeners live as long as the page.
+func (t *Tab) listen() {
+	on := func(target goapp.Value, event string, f func(s *client.Session)) {
+		target.Call("addEventListener", event, goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
+			t.do(func(goapp.Context) {
+				if s := t.sess; s != nil {
+					f(s)
+				}
+			})
+			return nil
+		}))
+	}
+	win := goapp.Window()
+	doc := win.Get("document")
+	on(win, "offline", (*client.Session).Offline)
+	on(win, "online", (*client.Session).Online)
+	on(doc, "visibilitychange", func(s *client.Session) {
+		if doc.Get("visibilityState").String() != "hidden" {
+			s.CheckNow()
+		}
+	})
+}
+
+// online reports whether the browser believes it has a network.
+func online() bool {
+	return goapp.Window().Get("navigator").Get("onLine").Bool()
+}
+
+// hasSessionHint reports whether the server's kaiwa_session cookie is there, which it sets
+// and clears with the refresh cookie (proto.SessionHintCookie): without it, a refresh can
+// only fail.
+func hasSessionHint() bool {
+	for c := range strings.SplitSeq(goapp.Window().Get("document").Get("cookie").String(), ";") {
+		if name, _, _ := strings.Cut(strings.TrimSpace(c), "="); name == proto.SessionHintCookie {
+			return true
+		}
+	}
+	return false
+}
