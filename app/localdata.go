@@ -18,7 +18,10 @@ const (
 	keyUser       = keyPrefix + "user"   // the name of the user the data belongs to
 	keyOutbox     = keyPrefix + "outbox" // []client.Pending, oldest first, every room, failed too
 	keyRoomPrefix = keyPrefix + "room."  // + room name: the room's newest messages
-	keptMessages  = 200                  // messages kept per room
+	// keyHinted is set once the server's session hint cookie has been seen in this browser:
+	// from then on its absence means signed out (see Tab.start).
+	keyHinted    = keyPrefix + "hinted"
+	keptMessages = 200 // messages kept per room
 )
 
 // localData reads and writes Kaiwa's data in a browser storage. Every method runs on the UI
@@ -76,6 +79,20 @@ func (d localData) user() string {
 	var name string
 	d.s.Get(keyUser, &name)
 	return name
+}
+
+// hinted reports whether this browser has seen the session hint cookie since its user signed in.
+func (d localData) hinted() bool {
+	var seen bool
+	d.s.Get(keyHinted, &seen)
+	return seen
+}
+
+// setHinted records that the session hint cookie was seen.
+func (d localData) setHinted() {
+	if !d.hinted() {
+		d.s.Set(keyHinted, true)
+	}
 }
 
 // claim makes the saved data the given user's: data of another user is removed first.

@@ -91,7 +91,8 @@ func (t *Tab) drain(ctx goapp.Context) {
 // start runs once per load, from the first page's OnMount: it listens to the browser's
 // network and visibility events and, when a refresh cookie may exist (see hasSessionHint),
 // starts the session with a refresh. Without the hint nobody is signed in, and the app asks
-// the server nothing: the refresh could only fail.
+// the server nothing: the refresh could only fail. The one exception is a browser that kept
+// a user's data from before the server set hints.
 func (t *Tab) start(ctx goapp.Context) {
 	if t == nil || t.started {
 		return
@@ -99,7 +100,12 @@ func (t *Tab) start(ctx goapp.Context) {
 	t.started = true
 	t.api = newAPI()
 	t.listen()
-	if !hasSessionHint() {
+	// A browser signed in before the server set the hint has none yet, but keeps its user's
+	// name: it refreshes once, and the answer sets the hint for the loads after.
+	data := localData{ctx.LocalStorage()}
+	if hasSessionHint() {
+		data.setHinted()
+	} else if data.hinted() || data.user() == "" {
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 		return
 	}

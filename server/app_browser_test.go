@@ -355,6 +355,20 @@ func TestBrowserSignedOutLoadIsQuiet(t *testing.T) {
 	if n := k.count("/api/auth/refresh"); n != 1 {
 		t.Errorf("a signed-in reload refreshed %d times, want once", n)
 	}
+	// A browser signed in before the server set hints has no hint cookie and no record of one,
+	// but its user's data: it refreshes once, stays signed in, and gets the hint back.
+	eval[bool](t, b, `document.cookie = "kaiwa_session=; Max-Age=0; Path=/"; localStorage.removeItem("kaiwa.hinted"); true`)
+	if eval[bool](t, b, `document.cookie.includes("kaiwa_session")`) {
+		t.Fatal("the hint cookie could not be removed")
+	}
+	k.reset()
+	b.do(t, "reload as before hints", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`[data-view="home"] [data-user="quiet"]`)))
+	if n := k.count("/api/auth/refresh"); n != 1 {
+		t.Errorf("a reload without the hint but with the user's data refreshed %d times, want once", n)
+	}
+	if !eval[bool](t, b, `document.cookie.includes("kaiwa_session")`) {
+		t.Error("the refresh did not set the hint cookie again")
+	}
 	b.do(t, "sign out", chromedp.Click(chromedp.CSS(`button[data-action="logout"]`)), chromedp.WaitVisible(loginForm))
 	k.reset()
 	b.do(t, "reload signed out", chromedp.Reload(), chromedp.WaitVisible(loginForm))
