@@ -25,6 +25,9 @@ const (
 	EventJoinRefused                        // Room, Code, Text: the server refused to join the room; the session no longer asks for it
 	EventOutbox                             // ID, Code, Outbox: the outbox changed (queued, acked, failed, retried, discarded); persist Outbox
 	EventFrame                              // Text (the frame's type), Room (when a string), Raw: a frame the session does not handle itself, from the socket in use
+	EventRead                               // Room, Seq: the user's read marker of the room moved forward (MarkRead, a read frame from any device, a message of the user's own)
+	EventUnread                             // Room, Unread, Mentions, Seq (the read marker): the room's counts or marker changed (see Session.Unread)
+	EventRoom                               // Room, RoomInfo: the user became or stopped being a member of the room, or its kind or members changed (a room frame)
 )
 
 // Event is something that happened in a session.
@@ -41,8 +44,12 @@ type Event struct {
 	State   State
 	Token   proto.TokenBody
 	Outbox  []Pending // EventOutbox: the whole outbox after the change, oldest first
+	// Unread and Mentions are a room's counts, for EventUnread.
+	Unread, Mentions int
+	// RoomInfo is the room object as the user now sees it, for EventRoom.
+	RoomInfo proto.Room
 	// Raw is the frame as received, for EventMessage and EventFrame: fields of the protocol
-	// this package does not decode (edits, mentions, read markers, room changes) are there.
+	// this package does not decode are there.
 	Raw json.RawMessage
 }
 
