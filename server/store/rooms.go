@@ -252,9 +252,10 @@ func (s *Store) AppendBatch(reqs []AppendRequest) ([]AppendResult, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	res := make([]AppendResult, len(reqs))
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		infos := map[string]roomInfo{} // decoded once per room and batch
 		for i, req := range reqs {
 			var err error
-			res[i], err = appendOne(tx, req, now)
+			res[i], err = appendOne(tx, req, now, infos)
 			if err != nil {
 				return err
 			}
@@ -268,10 +269,22 @@ func (s *Store) AppendBatch(reqs []AppendRequest) ([]AppendResult, error) {
 }
 
 // appendOne stores one request. Refusals go in the result; an error fails the transaction.
-func appendOne(tx *bolt.Tx, req AppendRequest, now time.Time) (AppendResult, error) {
-	rb, info, err := readable(tx, req.UserID, req.Room)
-	if err != nil {
-		return AppendResult{Err: err}, nil
+func appendOne(tx *bolt.Tx, req AppendRequest, now time.Time, infos map[string]roomInfo) (AppendResult, error) {
+	rb := tx.Bucket(bucketRooms).Bucket([]byte(req.Room))
+	if rb == nil {
+		return AppendResult{Err: ErrNotFound}, nil
+	}
+	info, ok := infos[req.Room]
+	if !ok {
+		var err error
+		if info, err = readInfo(rb); err != nil {
+			return AppendResult{}, err
+		}
+		infos[req.Room] = info
+	}
+	_, member := memberRead(rb, req.UserID)
+	if !member && info.Kind != proto.RoomPublic {
+		return AppendResult{Err: ErrNotFound}, nil
 	}
 	msgs, ids := rb.Bucket(bucketMsgs), rb.Bucket(bucketIDs)
 	// A fresh key each time: bbolt keeps Put's slices until the commit.
@@ -286,6 +299,7 @@ func appendOne(tx *bolt.Tx, req AppendRequest, now time.Time) (AppendResult, err
 	}
 	var target *record
 	var targetApplied applied
+	var err error
 	switch req.Kind {
 	case "":
 	case proto.KindEdit, proto.KindDelete:
@@ -338,8 +352,12 @@ func appendOne(tx *bolt.Tx, req AppendRequest, now time.Time) (AppendResult, err
 			return AppendResult{}, err
 		}
 	}
-	_, member := memberRead(rb, req.UserID)
-	if err := putMember(tx, rb, req.Room, req.UserID, req.From, seq); err != nil {
+	if member {
+		err = rb.Bucket(bucketMembers).Put([]byte(req.UserID), append(u64(seq), req.From...))
+	} else {
+		err = putMember(tx, rb, req.Room, req.UserID, req.From, seq)
+	}
+	if err != nil {
 		return AppendResult{}, err
 	}
 	if target == nil {
