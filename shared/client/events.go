@@ -13,7 +13,7 @@ type EventKind int
 
 // Kinds of events. The comment of each says which fields of Event it sets.
 const (
-	EventMessage       EventKind = iota + 1 // Room, Message: a new message, each seq once, in order
+	EventMessage       EventKind = iota + 1 // Room, Message: a new message, each seq once, in order; an edit or deletion when Message.Kind is set (apply it to Message.Target)
 	EventAck                                // Room, ID, Seq: a send of ours is durable
 	EventPresence                           // Room, Online
 	EventTyping                             // Room, User
@@ -27,7 +27,7 @@ const (
 	EventFrame                              // Text (the frame's type), Room (when a string), Raw: a frame the session does not handle itself, from the socket in use
 	EventRead                               // Room, Seq: the user's read marker of the room moved forward (MarkRead, a read frame from any device, a message of the user's own)
 	EventUnread                             // Room, Unread, Mentions, Seq (the read marker): the room's counts or marker changed (see Session.Unread)
-	EventRoom                               // Room, RoomInfo: the user became or stopped being a member of the room, or its kind or members changed (a room frame)
+	EventRoom                               // Room, RoomInfo: RoomList changed: a room appeared in it, or the user became or stopped being a member, or its members changed (a room frame, a listing)
 )
 
 // Event is something that happened in a session.

@@ -107,9 +107,9 @@ func (s *Session) changedLocked(rc *roomCount) {
 
 // seedLocked takes a room object from the server. Its counts replace the session's unless
 // they are older than what the session has counted (an answer overtaken by messages already
-// counted from a newer object); its read marker never moves back. It reports whether the room's
-// kind, membership or members changed.
-func (s *Session) seedLocked(r proto.Room) bool {
+// counted from a newer object); its read marker never moves back. A room new to the list, or
+// whose kind, membership or members changed, is reported by EventRoom.
+func (s *Session) seedLocked(r proto.Room) {
 	rc := s.roomCountLocked(r.Name)
 	changed := !rc.listed || rc.info.Kind != r.Kind || rc.info.Member != r.Member || !slices.Equal(rc.info.Members, r.Members)
 	rc.listed = true
@@ -131,7 +131,9 @@ func (s *Session) seedLocked(r proto.Room) bool {
 		s.emitLocked(Event{Kind: EventRead, Room: r.Name, Seq: rc.info.ReadSeq})
 	}
 	s.changedLocked(rc)
-	return changed
+	if changed {
+		s.emitLocked(Event{Kind: EventRoom, Room: r.Name, RoomInfo: rc.view()})
+	}
 }
 
 // readLocked moves the room's read marker forward to seq, and reports whether it moved.
@@ -385,13 +387,9 @@ func (s *Session) readFrame(room string, seq uint64) {
 // room, or its members changed.
 func (s *Session) roomFrame(r proto.Room) {
 	s.mu.Lock()
-	changed := s.seedLocked(r)
-	view := s.counts[r.Name].view()
+	s.seedLocked(r)
 	if !r.Member && r.Kind != proto.RoomPublic {
 		delete(s.counts, r.Name) // it no longer exists for the user
-	}
-	if changed {
-		s.emitLocked(Event{Kind: EventRoom, Room: r.Name, RoomInfo: view})
 	}
 	s.mu.Unlock()
 	switch _, joined := s.rooms[r.Name]; {

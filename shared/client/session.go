@@ -587,6 +587,10 @@ func (s *Session) sendJoin(sk *socket, room string) {
 // socket waiting only for that room take over.
 func (s *Session) joinRefused(room, code, text string) {
 	delete(s.rooms, room)
+	delete(s.marks, room)
+	s.mu.Lock()
+	delete(s.counts, room) // it does not exist for the user
+	s.mu.Unlock()
 	for _, sk := range s.sockets() {
 		delete(sk.joined, room)
 	}
