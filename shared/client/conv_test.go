@@ -231,7 +231,9 @@ func TestRoomChanges(t *testing.T) {
 	}
 	for _, r := range []*recorder{bobEvents, bob2Events} {
 		waitFor(t, "bob's removal from ops", func() bool {
-			return r.count(func(ev client.Event) bool { return ev.Kind == client.EventRoom && ev.Room == "ops" && !ev.RoomInfo.Member }) == 1
+			return r.count(func(ev client.Event) bool {
+				return ev.Kind == client.EventRoom && ev.Room == "ops" && !ev.RoomInfo.Member
+			}) == 1
 		})
 	}
 	if slices.ContainsFunc(bob.RoomList(), func(r proto.Room) bool { return r.Name == "ops" }) {
