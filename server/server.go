@@ -35,6 +35,7 @@ type Config struct {
 	Registration  bool          // open registration
 	SecureCookies string        // "auto" (""), "always" or "never"
 	IPConnLimit   int           // open sockets per client IP; 0 means no limit (and no TCP cap per IP)
+	UserConnLimit int           // open sockets per user; 0 means no limit
 	// RateLimitsOff lifts the rate limits of registrations per client IP and room creations
 	// per user (-rate-limits off), for benchmarks and trusted networks.
 	RateLimitsOff bool
@@ -61,7 +62,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		cfg.SecureCookies = "auto"
 	}
 	met := metrics.New()
-	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, Metrics: met}, st, a, log)
+	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, UserConnLimit: cfg.UserConnLimit, Metrics: met}, st, a, log)
 	a.OnRevoke = h.Revoke
 	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met}
 	if !cfg.RateLimitsOff {
@@ -71,9 +72,16 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	api.New(apiCfg, st, a, auth.NewThrottle(auth.ThrottleConfig{}, nil), log).Register(mux)
 	mux.Handle("GET /metrics", met.Handler())
 	setup.New(cfg.Setup).Register(mux)
+	// 503 while commits fail (a full disk): a load balancer or monitor sees it at once. The
+	// server keeps serving reads and sign-ins meanwhile.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if h.StorageFailing() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("storage failing: messages cannot be stored"))
+			return
+		}
 		w.Write([]byte("ok"))
 	})
 	webApp, err := web.New(log)

@@ -89,6 +89,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"GET", "/api/admin/backup", a.bearer(a.admin(a.backup))},
 		{"POST", "/api/admin/users/{user}/disable", a.bearer(a.admin(a.setDisabled(true)))},
 		{"POST", "/api/admin/users/{user}/enable", a.bearer(a.admin(a.setDisabled(false)))},
+		{"DELETE", "/api/admin/rooms/{room}", a.bearer(a.admin(a.deleteRoom))},
 		{"GET", "/ws", a.websocket},
 	}
 	allowed := map[string][]string{} // path → its methods, in the order of routes

@@ -12,7 +12,7 @@ import (
 )
 
 // websocket checks what must be refused before the upgrade (origin, subprotocol, sockets per
-// IP) and hands the request to the hub. The token travels in the Sec-WebSocket-Protocol offer
+// IP; the hub checks sockets per user) and hands the request to the hub. The token travels in the Sec-WebSocket-Protocol offer
 // because a browser cannot set Authorization on a WebSocket; it is never echoed or logged.
 func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 	if !a.cfg.Origins.Allowed(r) {
@@ -39,7 +39,9 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errorf(http.StatusServiceUnavailable, proto.CodeUnavailable, "The server is shutting down."))
 		return
 	}
-	a.cfg.Hub.Serve(w, r, token, release)
+	if err := a.cfg.Hub.Serve(w, r, token, release); errors.Is(err, hub.ErrTooManyUserConns) {
+		a.writeError(w, r, errorf(http.StatusTooManyRequests, proto.CodeTooManyConnections, "Too many open sockets of this user."))
+	}
 }
 
 // subprotocols lists the offered subprotocols; the header may repeat and holds comma-separated

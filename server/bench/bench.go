@@ -24,7 +24,7 @@ type Options struct {
 }
 
 // Scenarios lists every scenario in the order they run.
-var Scenarios = []string{"conns", "fanout", "durable", "history", "logins", "soak", "webapp"}
+var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "logins", "soak", "webapp"}
 
 // Row is one line of the results table.
 type Row struct {
@@ -82,7 +82,7 @@ func Run(ctx context.Context, opts Options) ([]Row, error) {
 	}
 	e := &env{Options: opts}
 	run := map[string]func(context.Context, *env) error{
-		"conns": connsScenario, "fanout": fanoutScenario, "durable": durableScenario,
+		"conns": connsScenario, "fanout": fanoutScenario, "churn": churnScenario, "durable": durableScenario,
 		"history": historyScenario, "logins": loginsScenario, "soak": soakScenario, "webapp": webappScenario,
 	}
 	for _, name := range opts.Scenarios {

@@ -38,7 +38,7 @@ func startServer(ctx context.Context, bin string, flags ...string) (*server, err
 	addr := ln.Addr().String()
 	ln.Close()
 	args := append([]string{"serve", "-addr", addr, "-db", filepath.Join(dir, "kaiwa.db"),
-		"-ip-conn-limit", "0", "-rate-limits", "off", "-log-format", "json", "-secure-cookies", "never"}, flags...)
+		"-ip-conn-limit", "0", "-user-conn-limit", "0", "-rate-limits", "off", "-log-format", "json", "-secure-cookies", "never"}, flags...)
 	s := &server{bin: bin, args: args, URL: "http://" + addr, dir: dir}
 	if err := s.start(ctx); err != nil {
 		os.RemoveAll(dir)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -19,8 +20,6 @@ import (
 
 // Connection limits and timings.
 const (
-	sendRate        = 20 // sends per second per connection
-	sendBurst       = 40
 	maxBadFrames    = 10 // bad frames in a row before 1008
 	pingEvery       = 15 * time.Second
 	pingTimeout     = 15 * time.Second // with pingEvery and the 5 s close handshake: a silent peer is gone within 35 s
@@ -56,10 +55,14 @@ type conn struct {
 
 	closeOnce sync.Once
 	pinger    *time.Timer
+	written   atomic.Uint64 // WebSocket messages written so far
+	// Owned by the pinger: written at its last tick.
+	writtenAtPing uint64
 
 	// Owned by the reader.
 	joined  map[string]*room
 	sends   *rate.Limiter
+	joins   *rate.Limiter
 	badRuns int
 }
 
@@ -71,13 +74,15 @@ func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		h: h, ws: ws, raw: raw, ctx: ctx, cancel: cancel,
-		joined: map[string]*room{}, sends: rate.NewLimiter(sendRate, sendBurst),
+		joined: map[string]*room{}, sends: rate.NewLimiter(proto.SendRate, proto.SendBurst),
+		joins: rate.NewLimiter(proto.JoinRate, proto.JoinBurst),
 	}
 	c.out = newOutbox(c.writeLoop)
 	return c
 }
 
-// send queues a frame; a full outbox closes the connection with 4008.
+// send queues a frame that must reach the client; an outbox past its hard limits closes the
+// connection with 4008.
 func (c *conn) send(frame []byte) {
 	if c.ctx.Err() != nil {
 		return
@@ -148,6 +153,10 @@ func (c *conn) handle(f *proto.Frame) {
 		c.sendError(proto.CodeRateLimited, "Too many messages: slow down.", f.ID)
 		return
 	}
+	if (f.Type == proto.TypeJoin || f.Type == proto.TypeLeave) && !c.joins.Allow() {
+		c.sendError(proto.CodeRateLimited, "Too many joins and leaves: slow down.", "")
+		return
+	}
 	switch f.Type {
 	case proto.TypeJoin, proto.TypeLeave, proto.TypeSend, proto.TypeTyping:
 	case "":
@@ -163,7 +172,7 @@ func (c *conn) handle(f *proto.Frame) {
 	}
 	switch f.Type {
 	case proto.TypeJoin:
-		rm, err := c.h.room(f.Room)
+		rm, err := c.h.join(c, f.Room, f.After)
 		if errors.Is(err, store.ErrNotFound) {
 			c.bad(proto.CodeInvalidRoom, "There is no room with that name.", "")
 			return
@@ -175,16 +184,24 @@ func (c *conn) handle(f *proto.Frame) {
 		}
 		c.badRuns = 0
 		c.joined[f.Room] = rm
-		rm.join(c, f.After)
 	case proto.TypeLeave:
 		c.badRuns = 0
-		if rm := c.joined[f.Room]; rm == nil || !rm.leave(c) {
+		rm := c.joined[f.Room]
+		delete(c.joined, f.Room)
+		if rm == nil {
+			c.sendError(proto.CodeNotJoined, "You are not in that room.", "")
+			return
+		}
+		left, empty := rm.leave(c)
+		if !left {
 			c.sendError(proto.CodeNotJoined, "You are not in that room.", "")
 		}
-		delete(c.joined, f.Room)
+		if empty {
+			c.h.release(rm)
+		}
 	case proto.TypeTyping:
 		c.badRuns = 0
-		if rm := c.joined[f.Room]; rm != nil {
+		if rm := c.joined[f.Room]; rm != nil && !rm.dead.Load() {
 			rm.typing(c, time.Now())
 		} else {
 			c.sendError(proto.CodeNotJoined, "You are not in that room.", "")
@@ -194,7 +211,8 @@ func (c *conn) handle(f *proto.Frame) {
 			c.bad(proto.CodeBadFrame, "A send needs an id of 1 to 64 characters.", "")
 			return
 		}
-		if c.joined[f.Room] == nil {
+		if rm := c.joined[f.Room]; rm == nil || rm.dead.Load() {
+			delete(c.joined, f.Room) // a room deleted since the join
 			c.sendError(proto.CodeNotJoined, "Join the room before sending to it.", f.ID)
 			return
 		}
@@ -214,9 +232,9 @@ func (c *conn) handle(f *proto.Frame) {
 
 // writeLoop writes queued frames, several to a message, until the outbox is empty.
 //
-// Writes carry no timeout of their own: a peer that stops reading fills the outbox and is
-// closed with 4008, one that vanishes fails its ping, and either way close bounds the pending
-// write with a deadline on the connection.
+// Writes carry no timeout of their own: a peer that stops reading is found by the pinger and
+// closed with 4008 (or fills its outbox first), one that vanishes fails its ping, and either
+// way close bounds the pending write with a deadline on the connection.
 func (c *conn) writeLoop() {
 	var buf []byte
 	for {
@@ -242,6 +260,7 @@ func (c *conn) writeLoop() {
 				c.close(websocket.StatusGoingAway, "write failed")
 				return
 			}
+			c.written.Add(1)
 		}
 	}
 }
@@ -254,16 +273,48 @@ func (c *conn) startPings() {
 	c.pinger = time.AfterFunc(pingEvery/2+rand.N(pingEvery/2), c.ping)
 }
 
+// ping checks that the peer reads and pings an idle one. A peer with frames waiting:
+//   - that has had nothing written to it since the last tick has stopped reading, and is
+//     closed with 4008;
+//   - that has had a message written since is reading, however slowly: that is proof enough
+//     that it is there, and a ping would queue behind the data (coder/websocket drops a connection whose control frame
+//     waits more than 5 s to be written).
+//
+// An idle peer is pinged, and closed if it does not answer within pingTimeout.
 func (c *conn) ping() {
-	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
-	defer cancel()
-	if err := c.ws.Ping(ctx); err != nil {
-		if c.ctx.Err() == nil {
-			c.close(websocket.StatusPolicyViolation, "no pong")
-		}
+	wrote, busy := c.progress()
+	switch {
+	case busy && !wrote:
+		c.close(proto.CloseSlowConsumer, "too slow: messages were not read")
+		return
+	case busy:
+		c.pinger.Reset(pingEvery)
 		return
 	}
-	if c.ctx.Err() == nil {
-		c.pinger.Reset(pingEvery)
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	err := c.ws.Ping(ctx)
+	if c.ctx.Err() != nil {
+		return
 	}
+	if err != nil {
+		// Frames may have come meanwhile, with the pong behind them.
+		switch wrote, busy := c.progress(); {
+		case busy && !wrote:
+			c.close(proto.CloseSlowConsumer, "too slow: messages were not read")
+			return
+		case !wrote:
+			c.close(websocket.StatusPolicyViolation, "no pong")
+			return
+		}
+	}
+	c.pinger.Reset(pingEvery)
+}
+
+// progress reports whether a message was written since the last call, and whether frames
+// wait or are being written. Only the pinger calls it.
+func (c *conn) progress() (wrote, busy bool) {
+	written := c.written.Load()
+	wrote, c.writtenAtPing = written != c.writtenAtPing, written
+	return wrote, c.out.busy()
 }

@@ -3,13 +3,21 @@
 //
 // One committer goroutine takes the sends of every connection, stores them in batches (one
 // fsync for many messages, in arrival order), acks each sender and publishes each new message
-// through the Broker. Rooms fan published messages out to their members' outboxes without ever
-// blocking: a member whose outbox is full is closed with 4008.
+// through the Broker. A batch the store cannot write (a full disk) is answered `unavailable`,
+// send by send; the sockets stay open and /healthz reports the failure until a commit succeeds.
 //
-// A join with "after" first replays stored history, paced by the member's socket, and only then
-// turns live; the switch happens under the room's lock against the room's last published seq,
-// so the member sees every seq once, in order, with no gap.
+// Rooms fan published messages out to their members' outboxes without ever blocking. A member
+// whose outbox is past its soft limit falls behind: it stops being live, and a replay feeds it
+// the room's messages from the store as its socket drains, then turns it live again. A join
+// with "after" starts the same way. The switch to live happens under the room's lock against
+// the room's last published seq, so a member sees every seq once, in order, with no gap. Only
+// a client that stops reading altogether is closed with 4008: its pinger sees frames waiting
+// and nothing written since the last tick.
+//
+// Presence is coalesced per room: at most one frame a second, and an outbox holds at most the
+// newest unsent presence frame of each room. A room lives in memory while it has members.
 //
 // Lock order: Hub.mu, then room.mu, then outbox.mu. Closing a connection never happens while
-// holding a room's lock: it is handed to a goroutine.
+// holding a room's lock: it is handed to a goroutine. A room's subscription is ended outside
+// its lock (the broker holds its own while delivering).
 package hub

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -19,16 +20,19 @@ import (
 	"kaiwa/shared/proto"
 )
 
-// Errors of Admit.
+// Errors of Admit and Serve.
 var (
-	ErrTooManyConns = errors.New("hub: too many open sockets from this address")
-	ErrClosing      = errors.New("hub: shutting down")
+	ErrTooManyConns     = errors.New("hub: too many open sockets from this address")
+	ErrTooManyUserConns = errors.New("hub: too many open sockets of this user")
+	ErrClosing          = errors.New("hub: shutting down")
 )
 
 // Config sets the hub's limits.
 type Config struct {
 	// IPConnLimit caps open sockets per client IP; 0 means no limit.
 	IPConnLimit int
+	// UserConnLimit caps open sockets per user; 0 means no limit.
+	UserConnLimit int
 	// Broker carries room events; nil means a LocalBroker.
 	Broker Broker
 	// Metrics receives the hub's counts; nil means a set of its own that nobody serves.
@@ -37,6 +41,9 @@ type Config struct {
 
 // appendBatchMax bounds how many sends one commit takes.
 const appendBatchMax = 1024
+
+// commitLogEvery is the least time between two log lines about failing commits.
+const commitLogEvery = 10 * time.Second
 
 // Hub owns every open socket and room of the process. It is safe for concurrent use.
 type Hub struct {
@@ -51,12 +58,19 @@ type Hub struct {
 	stop      chan struct{} // closed when the committer should finish
 	committed chan struct{} // closed when the committer has finished
 	conns     sync.WaitGroup
+	// storageFailing is set while commits fail (a full disk, an I/O error), cleared by the next
+	// commit that succeeds.
+	storageFailing atomic.Bool
+	// Owned by the committer: when failing commits were last logged, and how many failed since.
+	failLoggedAt  time.Time
+	failsUnlogged int
 
 	mu       sync.Mutex
 	closing  bool
 	rooms    map[string]*room
 	sessions map[string]map[*conn]struct{} // session id → its sockets
 	ips      map[string]int                // client IP → open sockets
+	users    map[string]int                // user id → open sockets
 }
 
 // appendReq is a send on its way to the committer.
@@ -77,6 +91,7 @@ func New(cfg Config, st *store.Store, a *auth.Auth, log *slog.Logger) *Hub {
 		cfg: cfg, st: st, auth: a, log: log, broker: cfg.Broker, met: cfg.Metrics,
 		appends: make(chan appendReq, appendBatchMax), stop: make(chan struct{}), committed: make(chan struct{}),
 		rooms: map[string]*room{}, sessions: map[string]map[*conn]struct{}{}, ips: map[string]int{},
+		users: map[string]int{},
 	}
 	go h.commit()
 	return h
@@ -113,7 +128,21 @@ func (h *Hub) Admit(ip string) (release func(), err error) {
 // its per-request state go away, and the socket's reader starts with a small stack. The caller
 // has checked the origin, that the client offered proto.Subprotocol, and has admitted the
 // client (release is called when the socket is done).
-func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, release func()) {
+//
+// A valid token whose user already has UserConnLimit open sockets is refused before the
+// upgrade with ErrTooManyUserConns: nothing is written, and the caller answers. An invalid
+// token completes the upgrade and is closed, as the protocol says.
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, release func()) error {
+	claims, verr := h.auth.VerifyToken(token)
+	if verr == nil {
+		userRelease, err := h.admitUser(claims.Subject)
+		if err != nil {
+			release()
+			return err
+		}
+		ipRelease := release
+		release = func() { userRelease(); ipRelease() }
+	}
 	capture := &hijackCapture{ResponseWriter: w}
 	ws, err := websocket.Accept(capture, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{proto.Subprotocol},
@@ -121,39 +150,59 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, releas
 	})
 	if err != nil {
 		release()
-		return // Accept has answered
+		return nil // Accept has answered
 	}
 	ws.SetReadLimit(proto.MaxClientFrame)
 	c := newConn(h, ws, capture.conn)
-	claims, err := h.auth.VerifyToken(token)
-	if err != nil {
+	if verr != nil {
 		h.met.TokenFailures.Inc()
 		code, reason := websocket.StatusCode(proto.CloseUnauthorized), "unauthorized"
-		if errors.Is(err, auth.ErrTokenExpired) {
+		if errors.Is(verr, auth.ErrTokenExpired) {
 			code, reason = proto.CloseTokenExpired, "token expired"
 		}
 		c.close(code, reason)
 		release()
-		return
+		return nil
 	}
 	c.user = proto.User{ID: claims.Subject, Name: claims.Name}
 	c.sid = claims.SID
 	if !h.track(c) {
 		c.close(proto.CloseGoingAway, "server shutting down")
 		release()
-		return
+		return nil
 	}
 	// Checked after tracking, so a revocation cannot slip in between.
 	if !h.auth.SessionLive(c.sid) {
 		h.untrack(c)
 		c.close(proto.CloseRevoked, "session revoked")
 		release()
-		return
+		return nil
 	}
 	if u, err := h.st.UserByID(c.user.ID); err == nil {
 		c.user.Admin = u.Admin
 	}
 	go h.run(c, claims.ExpiresAt.Time, release)
+	return nil
+}
+
+// admitUser reserves a socket for the user, or refuses with ErrTooManyUserConns.
+func (h *Hub) admitUser(userID string) (release func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cfg.UserConnLimit > 0 && h.users[userID] >= h.cfg.UserConnLimit {
+		return nil, ErrTooManyUserConns
+	}
+	h.users[userID]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			if h.users[userID]--; h.users[userID] <= 0 {
+				delete(h.users, userID)
+			}
+			h.mu.Unlock()
+		})
+	}, nil
 }
 
 // run serves an authenticated socket until it ends.
@@ -168,7 +217,9 @@ func (h *Hub) run(c *conn, exp time.Time, release func()) {
 	defer c.pinger.Stop()
 	c.readLoop()
 	for _, rm := range c.joined {
-		rm.leave(c)
+		if _, empty := rm.leave(c); empty {
+			h.release(rm)
+		}
 	}
 }
 
@@ -247,23 +298,75 @@ func (h *Hub) untrack(c *conn) {
 	}
 }
 
-// room returns the live state of a stored room, or store.ErrNotFound.
+// room returns the live state of a stored room, loading it if need be, or store.ErrNotFound.
 func (h *Hub) room(name string) (*room, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if r := h.rooms[name]; r != nil {
 		return r, nil
 	}
+	r := &room{name: name, h: h, members: map[*conn]*member{}, users: map[string]int{}, typingAt: map[string]time.Time{}}
+	// Subscribed before the store is read: a message published in between is then either in
+	// the stored last seq or delivered, never neither.
+	r.unsubscribe = h.broker.Subscribe(name, r.deliver)
 	stored, err := h.st.Room(name)
 	if err != nil {
+		r.unsubscribe()
 		return nil, err
 	}
-	r := &room{name: name, h: h, lastSeq: stored.LastSeq, members: map[*conn]*member{}, users: map[string]int{}, typingAt: map[string]time.Time{}}
-	r.unsubscribe = h.broker.Subscribe(name, r.deliver)
+	r.mu.Lock()
+	r.lastSeq = max(r.lastSeq, stored.LastSeq)
+	r.mu.Unlock()
 	h.rooms[name] = r
 	h.met.Rooms.Inc()
 	return r, nil
 }
+
+// join makes c a member of the stored room, loading it if need be.
+func (h *Hub) join(c *conn, name string, after *uint64) (*room, error) {
+	for {
+		r, err := h.room(name)
+		if err != nil {
+			return nil, err
+		}
+		if r.join(c, after) {
+			return r, nil
+		}
+		// Dropped between the lookup and the join: load it again.
+	}
+}
+
+// release drops r from memory if it has no members left: a room that nobody has joined costs
+// nothing. Messages committed to it meanwhile are in the store, and the next join reads its
+// last seq from there.
+func (h *Hub) release(r *room) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rooms[r.name] != r || !r.drop(true) {
+		return
+	}
+	delete(h.rooms, r.name)
+	h.met.Rooms.Dec()
+}
+
+// DeleteRoom forgets a room the store no longer has: its members stop being members and get
+// nothing more from it. The caller deleted it from the store first, so that no join can load
+// it again.
+func (h *Hub) DeleteRoom(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[name]
+	if r == nil {
+		return
+	}
+	delete(h.rooms, name)
+	h.met.Rooms.Dec()
+	r.drop(false)
+}
+
+// StorageFailing reports whether the last commit failed: the disk is full or failing, and
+// sends are answered `unavailable` until a commit succeeds again.
+func (h *Hub) StorageFailing() bool { return h.storageFailing.Load() }
 
 // enqueue hands a send to the committer; false when the hub is stopping or c is closed.
 func (h *Hub) enqueue(c *conn, req store.AppendRequest) bool {
@@ -321,11 +424,15 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 	results, err := h.st.AppendBatch(reqs)
 	took := time.Since(start)
 	if err != nil {
-		h.log.Error("commit_failed", slog.Int("messages", len(batch)), slog.Any("err", err))
+		h.commitFailed(len(batch), err)
 		for _, a := range batch {
-			a.c.close(websocketInternalError, "storage failed; retry")
+			a.c.sendError(proto.CodeUnavailable, "The message could not be stored; retry later.", a.req.ClientID)
 		}
 		return
+	}
+	if h.storageFailing.Swap(false) {
+		h.log.Info("commit_recovered", slog.Int("failed_since_last_log", h.failsUnlogged))
+		h.failsUnlogged, h.failLoggedAt = 0, time.Time{}
 	}
 	stored := 0
 	for i, a := range batch {
@@ -344,6 +451,19 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg)})
 	}
 	h.met.ObserveCommit(took, stored)
+}
+
+// commitFailed counts a failed commit of n sends and logs it, at most once per commitLogEvery
+// with the number of failures since the last line: a full disk fails every commit, and the
+// log is on that disk too, often.
+func (h *Hub) commitFailed(n int, err error) {
+	h.storageFailing.Store(true)
+	h.met.CommitFailures.Inc()
+	h.failsUnlogged++
+	if now := time.Now(); now.Sub(h.failLoggedAt) >= commitLogEvery {
+		h.log.Error("commit_failed", slog.Int("messages", n), slog.Int("failed_commits", h.failsUnlogged), slog.Any("err", err))
+		h.failLoggedAt, h.failsUnlogged = now, 0
+	}
 }
 
 // hijackCapture keeps the connection that websocket.Accept hijacks, so that a close can bound

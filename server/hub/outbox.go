@@ -6,15 +6,22 @@ import (
 	"time"
 )
 
-// Outbox limits: a member that lets more than this pile up is too slow and is closed with 4008.
+// Outbox limits. A room's messages are queued only below the soft limits; past them the member
+// falls behind and is fed from storage as its socket drains (room.replay), so a burst costs a
+// slow reader nothing but time. Frames that have no copy in storage (acks, errors, joined) may
+// go on to the hard limits; past those the client is not reading and is closed with 4008.
+// Together with the kernel's send buffer (sendBuffer) this bounds what one socket holds.
 const (
-	outboxMaxFrames = 1024
-	outboxMaxBytes  = 1 << 20
-	// Replay waits for the outbox to be below this, leaving room for live frames.
-	outboxReplayFrames = outboxMaxFrames / 4
+	outboxSoftFrames = 1024
+	outboxSoftBytes  = 256 << 10
+	outboxHardFrames = 2048
+	outboxHardBytes  = 512 << 10
+	// A replay waits for the outbox to drain below these, leaving room for live frames.
+	outboxReplayFrames = outboxSoftFrames / 4
+	outboxReplayBytes  = outboxSoftBytes / 2
 )
 
-// outbox is a connection's bounded queue of encoded frames. push never blocks. A writer
+// outbox is a connection's bounded queue of encoded frames. No push ever blocks. A writer
 // goroutine runs only while frames wait: the push that finds none running starts one (through
 // startWriter), and it ends when it finds the outbox empty. An idle socket has no writer.
 type outbox struct {
@@ -23,23 +30,55 @@ type outbox struct {
 	mu      sync.Mutex
 	frames  [][]byte
 	bytes   int
-	writing bool          // a writer goroutine is running
-	space   chan struct{} // holds a token after the writer took frames
+	writing bool           // a writer goroutine is running
+	space   chan struct{}  // holds a token after the writer took frames
+	rooms   map[string]int // room → index in frames of its unsent presence frame
 }
 
 func newOutbox(startWriter func()) *outbox {
 	return &outbox{startWriter: startWriter, space: make(chan struct{}, 1)}
 }
 
-// push queues a frame, or reports false when the outbox is full.
-func (o *outbox) push(frame []byte) bool {
+// offer queues a frame that can be had again from storage (a room's message) or that may be
+// lost (typing), and reports false when the outbox is past its soft limits.
+func (o *outbox) offer(frame []byte) bool {
 	o.mu.Lock()
-	if len(o.frames) >= outboxMaxFrames || o.bytes+len(frame) > outboxMaxBytes {
+	if len(o.frames) >= outboxSoftFrames || o.bytes+len(frame) > outboxSoftBytes {
 		o.mu.Unlock()
 		return false
 	}
 	o.add(frame)
 	return true
+}
+
+// push queues a frame that must reach the client, and reports false when the outbox is past
+// its hard limits.
+func (o *outbox) push(frame []byte) bool {
+	o.mu.Lock()
+	if len(o.frames) >= outboxHardFrames || o.bytes+len(frame) > outboxHardBytes {
+		o.mu.Unlock()
+		return false
+	}
+	o.add(frame)
+	return true
+}
+
+// pushPresence queues a room's presence frame in place of the one of that room still waiting,
+// if any: the outbox holds at most one presence frame per room, the newest, so presence never
+// fills it.
+func (o *outbox) pushPresence(room string, frame []byte) {
+	o.mu.Lock()
+	if i, ok := o.rooms[room]; ok {
+		o.bytes += len(frame) - len(o.frames[i])
+		o.frames[i] = frame
+		o.mu.Unlock()
+		return
+	}
+	if o.rooms == nil {
+		o.rooms = map[string]int{}
+	}
+	o.rooms[room] = len(o.frames)
+	o.add(frame)
 }
 
 // add queues a frame and starts a writer if none runs. Callers hold o.mu; add releases it.
@@ -54,12 +93,12 @@ func (o *outbox) add(frame []byte) {
 	}
 }
 
-// pushPaced queues a frame once the outbox has drained below the replay mark: replay goes at
+// pushPaced queues a frame once the outbox has drained below the replay marks: replay goes at
 // the pace of the socket and never fills the outbox.
 func (o *outbox) pushPaced(ctx context.Context, frame []byte) error {
 	for {
 		o.mu.Lock()
-		if len(o.frames) < outboxReplayFrames && o.bytes+len(frame) <= outboxMaxBytes/4 {
+		if len(o.frames) == 0 || len(o.frames) < outboxReplayFrames && o.bytes+len(frame) <= outboxReplayBytes {
 			o.add(frame)
 			return nil
 		}
@@ -80,12 +119,20 @@ func (o *outbox) take() [][]byte {
 	o.mu.Lock()
 	frames := o.frames
 	o.frames, o.bytes = nil, 0
+	clear(o.rooms)
 	if len(frames) == 0 {
 		o.writing = false
 	}
 	o.mu.Unlock()
 	signal(o.space)
 	return frames
+}
+
+// busy reports whether frames wait or are being written.
+func (o *outbox) busy() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.writing
 }
 
 func signal(c chan struct{}) {

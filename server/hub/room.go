@@ -1,40 +1,56 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"kaiwa/shared/proto"
-	"sync"
 )
 
-// typingEvery is the least time between two typing frames relayed for one user in one room.
-const typingEvery = 2 * time.Second
+// presenceEvery is the least time between two presence frames sent to a room's members: the
+// changes in between are coalesced into the next one.
+const presenceEvery = time.Second
 
-// replayPage is how many stored messages a replay reads at once.
-const replayPage = 256
+// A replay reads at most replayPage stored messages, and replayPageBytes of them, at once:
+// with the outbox's replay marks, this bounds what a member fed from storage holds in memory.
+const (
+	replayPage      = 64
+	replayPageBytes = 64 << 10
+)
 
-// room is one chat room's live state in this process.
+// room is one chat room's live state in this process. It exists while it has members: the
+// last leave drops it (Hub.release), and the next join loads it again.
 type room struct {
 	name        string
 	h           *Hub
 	unsubscribe func()
+	dead        atomic.Bool // dropped from the hub: joins must load the room again
 
 	mu       sync.Mutex
 	lastSeq  uint64 // the newest seq published to this room
 	members  map[*conn]*member
 	users    map[string]int       // user name → sockets of theirs in the room
 	typingAt map[string]time.Time // user name → when their last typing frame was relayed
+	// Presence: the frame of the current users (nil once they change), when it was last sent
+	// to every member, and the timer that sends the changes since, if one is set.
+	presence      []byte
+	presenceSent  time.Time
+	presenceTimer *time.Timer
 }
 
-// member is one connection's membership of a room. A member that joined with "after" is not
-// live until its replay has caught up; until then published messages pass it by (the replay
-// reads them from the store).
+// member is one connection's membership of a room. A member is live when it gets the room's
+// messages as they are published. It is not live while a replay feeds it stored messages:
+// after a join with "after", and whenever it fell behind (its outbox full). Published messages
+// pass it by meanwhile; the replay reads them from the store and turns it live once caught up.
 type member struct {
 	live      bool
 	delivered uint64 // the newest seq sent to this member
+	ctx       context.Context
 	cancel    context.CancelFunc
 }
 
@@ -49,67 +65,83 @@ func (r *room) deliver(ev Event) {
 			if !m.live || ev.Seq <= m.delivered {
 				continue
 			}
+			if !c.out.offer(ev.Frame) {
+				// Behind: feed it from storage as its socket drains.
+				m.live = false
+				go r.replay(m.ctx, c, m, m.delivered)
+				continue
+			}
 			m.delivered = ev.Seq
-			c.send(ev.Frame)
 			sent++
 		}
 		r.h.met.MessagesOut.Add(float64(sent))
 	case EventTyping:
 		for c := range r.members {
 			if c.user.Name != ev.User {
-				c.send(ev.Frame)
+				c.out.offer(ev.Frame) // typing is worth nothing late: dropped when behind
 			}
 		}
 	}
 }
 
-// join makes c a member. Without after, c goes live at once from the room's last seq. With
-// after, the messages above it are replayed first, paced by c's socket.
-func (r *room) join(c *conn, after *uint64) {
+// join makes c a member, and reports false if the room was dropped meanwhile (the caller loads
+// it again). Without after, c goes live at once from the room's last seq. With after, the
+// messages above it are replayed first, paced by c's socket.
+func (r *room) join(c *conn, after *uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.dead.Load() {
+		return false
+	}
 	if old := r.members[c]; old != nil {
 		old.cancel()
 	} else {
 		r.users[c.user.Name]++
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	m := &member{live: after == nil, delivered: r.lastSeq, cancel: cancel}
+	m := &member{live: after == nil, delivered: r.lastSeq, ctx: ctx, cancel: cancel}
 	if after != nil {
 		m.delivered = min(*after, r.lastSeq)
 	}
 	r.members[c] = m
 	c.send(encode(proto.Joined{Type: proto.TypeJoined, Room: r.name, LastSeq: r.lastSeq}))
 	if r.users[c.user.Name] == 1 {
-		r.presence()
-	} else {
-		c.send(r.presenceFrame())
+		r.changed()
 	}
+	c.out.pushPresence(r.name, r.presenceFrame())
 	if !m.live {
 		go r.replay(ctx, c, m, m.delivered)
 	}
+	return true
 }
 
 // replay sends c the stored messages above from, then turns m live.
 func (r *room) replay(ctx context.Context, c *conn, m *member, from uint64) {
 	cursor := from
 	for {
-		msgs, _, err := r.h.st.Page(r.name, nil, &cursor, replayPage)
+		msgs, err := r.h.st.After(r.name, cursor, replayPage, replayPageBytes)
 		if err != nil {
-			r.h.log.Error("replay_failed", "room", r.name, "err", err)
-			c.close(websocketInternalError, "history unavailable")
+			if ctx.Err() == nil && !r.dead.Load() {
+				r.h.log.Error("replay_failed", "room", r.name, "err", err)
+				c.close(websocketInternalError, "history unavailable")
+			}
 			return
 		}
 		for _, msg := range msgs {
-			msg.Type = proto.TypeMessage
-			if err := c.out.pushPaced(ctx, encode(msg)); err != nil {
+			frame, err := messageFrame(msg.JSON)
+			if err != nil {
+				r.h.log.Error("replay_failed", "room", r.name, "seq", msg.Seq, "err", err)
+				c.close(websocketInternalError, "history unavailable")
+				return
+			}
+			if err := c.out.pushPaced(ctx, frame); err != nil {
 				return // left the room or disconnected
 			}
 			cursor = msg.Seq
 		}
 		r.h.met.MessagesOut.Add(float64(len(msgs)))
-		if len(msgs) == replayPage {
-			continue
+		if len(msgs) > 0 {
+			continue // until a read finds nothing more: then see whether to turn live
 		}
 		r.mu.Lock()
 		if r.members[c] != m || ctx.Err() != nil {
@@ -125,34 +157,48 @@ func (r *room) replay(ctx context.Context, c *conn, m *member, from uint64) {
 	}
 }
 
-// leave ends c's membership, if any, and reports whether it had one.
-func (r *room) leave(c *conn) bool {
+// storedPrefix starts every stored message: a proto.Message is stored without its type.
+var storedPrefix = []byte(`{"room":`)
+
+// messageFrame turns a stored message into its frame, the same bytes as the live one: with
+// the type put first, without decoding the message again. A stored form it does not know is
+// decoded and encoded.
+func messageFrame(stored []byte) ([]byte, error) {
+	const typed = `{"type":"` + proto.TypeMessage + `",`
+	if bytes.HasPrefix(stored, storedPrefix) {
+		return append(append(make([]byte, 0, len(typed)+len(stored)-1), typed...), stored[1:]...), nil
+	}
+	var msg proto.Message
+	if err := json.Unmarshal(stored, &msg); err != nil {
+		return nil, err
+	}
+	msg.Type = proto.TypeMessage
+	return encode(msg), nil
+}
+
+// leave ends c's membership, if any, and reports whether it had one and whether the room is
+// left without members.
+func (r *room) leave(c *conn) (left, empty bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.members[c]
 	if m == nil {
-		return false
+		return false, len(r.members) == 0
 	}
 	m.cancel()
 	delete(r.members, c)
 	if r.users[c.user.Name]--; r.users[c.user.Name] == 0 {
 		delete(r.users, c.user.Name)
 		delete(r.typingAt, c.user.Name)
-		r.presence()
+		r.changed()
 	}
-	return true
+	return true, len(r.members) == 0
 }
 
-func (r *room) isMember(c *conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.members[c] != nil
-}
-
-// typing relays that c's user is typing, at most once per typingEvery.
+// typing relays that c's user is typing, at most once per proto.TypingEvery.
 func (r *room) typing(c *conn, now time.Time) {
 	r.mu.Lock()
-	if r.members[c] == nil || now.Sub(r.typingAt[c.user.Name]) < typingEvery {
+	if r.members[c] == nil || now.Sub(r.typingAt[c.user.Name]) < proto.TypingEvery {
 		r.mu.Unlock()
 		return
 	}
@@ -162,21 +208,76 @@ func (r *room) typing(c *conn, now time.Time) {
 	r.h.broker.Publish(r.name, Event{Kind: EventTyping, User: c.user.Name, Frame: frame})
 }
 
-// presence sends every member who is online. Callers hold r.mu.
-func (r *room) presence() {
+// changed notes that the room's users changed: every member gets the new list now if none was
+// sent within presenceEvery, else once that much has passed, with whatever changed until then.
+// Callers hold r.mu.
+func (r *room) changed() {
+	r.presence = nil
+	if r.presenceTimer != nil {
+		return // the pending send will carry this change too
+	}
+	if wait := presenceEvery - time.Since(r.presenceSent); wait > 0 {
+		r.presenceTimer = time.AfterFunc(wait, r.sendPresence)
+		return
+	}
+	r.broadcastPresence()
+}
+
+func (r *room) sendPresence() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.presenceTimer = nil
+	r.broadcastPresence()
+}
+
+// broadcastPresence sends every member who is online. Callers hold r.mu.
+func (r *room) broadcastPresence() {
+	r.presenceSent = time.Now()
+	if len(r.members) == 0 {
+		return
+	}
 	frame := r.presenceFrame()
 	for c := range r.members {
-		c.send(frame)
+		c.out.pushPresence(r.name, frame)
 	}
 }
 
+// presenceFrame returns the encoded list of the users online. Callers hold r.mu.
 func (r *room) presenceFrame() []byte {
+	if r.presence != nil {
+		return r.presence
+	}
 	online := make([]string, 0, len(r.users))
 	for name := range r.users {
 		online = append(online, name)
 	}
 	slices.Sort(online)
-	return encode(proto.Presence{Type: proto.TypePresence, Room: r.name, Online: online})
+	r.presence = encode(proto.Presence{Type: proto.TypePresence, Room: r.name, Online: online})
+	return r.presence
+}
+
+// drop ends every membership and the room's subscription: the room is gone from the hub. With
+// ifEmpty it does so only if the room has no members, and reports whether it did. Callers
+// hold the Hub's lock.
+func (r *room) drop(ifEmpty bool) bool {
+	r.mu.Lock()
+	if ifEmpty && len(r.members) > 0 {
+		r.mu.Unlock()
+		return false
+	}
+	r.dead.Store(true)
+	for _, m := range r.members {
+		m.cancel()
+	}
+	clear(r.members)
+	clear(r.users)
+	if r.presenceTimer != nil {
+		r.presenceTimer.Stop()
+	}
+	r.mu.Unlock()
+	// Outside r.mu: the broker holds its own lock while it delivers, which takes r.mu.
+	r.unsubscribe()
+	return true
 }
 
 // encode marshals a frame. Kaiwa's frames always marshal.

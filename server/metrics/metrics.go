@@ -29,8 +29,11 @@ type Metrics struct {
 	MessagesOut prometheus.Counter
 	// CommitSeconds observes how long each commit batch took to reach the disk.
 	CommitSeconds prometheus.Histogram
-	// QueueOverflows counts sockets closed with 4008 because their queue was full.
+	// QueueOverflows counts sockets closed with 4008 because their client did not read.
 	QueueOverflows prometheus.Counter
+	// CommitFailures counts commit batches the store failed to write (a full disk, an I/O
+	// error); each of their sends was answered `unavailable`.
+	CommitFailures prometheus.Counter
 	// RefreshReuse counts refresh tokens presented after their rotation's grace: each revoked
 	// a session.
 	RefreshReuse prometheus.Counter
@@ -69,6 +72,9 @@ func New() *Metrics {
 		QueueOverflows: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kaiwa_queue_overflows_total", Help: "Sockets closed with 4008: the client did not read fast enough.",
 		}),
+		CommitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kaiwa_commit_failures_total", Help: "Commit batches that failed to reach the disk (full disk, I/O error); their sends got unavailable.",
+		}),
 		RefreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kaiwa_refresh_reuse_total", Help: "Rotated refresh tokens presented again; each revoked its session.",
 		}),
@@ -83,7 +89,7 @@ func New() *Metrics {
 	m.RefreshFailures = m.authFailures.WithLabelValues("refresh")
 	m.TokenFailures = m.authFailures.WithLabelValues("token")
 	m.reg.MustRegister(
-		m.Connections, m.Rooms, m.MessagesIn, m.MessagesOut, m.CommitSeconds, m.QueueOverflows,
+		m.Connections, m.Rooms, m.MessagesIn, m.MessagesOut, m.CommitSeconds, m.QueueOverflows, m.CommitFailures,
 		m.RefreshReuse, m.LoginThrottled, m.authFailures,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

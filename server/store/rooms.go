@@ -118,6 +118,25 @@ func createRoom(tx *bolt.Tx, info roomInfo) (*bolt.Bucket, error) {
 	return rb, nil
 }
 
+// DeleteRoom deletes a room, its whole history and every membership of it in one transaction,
+// or returns ErrNotFound.
+func (s *Store) DeleteRoom(name string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rooms := tx.Bucket(bucketRooms)
+		if rooms.Bucket([]byte(name)) == nil {
+			return ErrNotFound
+		}
+		if err := forgetRoom(tx, name); err != nil {
+			return err
+		}
+		return rooms.DeleteBucket([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete room %q: %w", name, err)
+	}
+	return nil
+}
+
 // Rooms lists every room, by name, as nobody in particular sees it: without members and
 // counts. It is for operators and tests; users' lists come from RoomsFor.
 func (s *Store) Rooms() ([]proto.Room, error) {
@@ -527,4 +546,41 @@ func appendMessage(msgs *[]proto.Message, v []byte) error {
 	}
 	*msgs = append(*msgs, r.message())
 	return nil
+}
+
+// StoredMessage is one message as it is stored: its seq, and its JSON encoding, which is the
+// message frame without its type (see record).
+type StoredMessage struct {
+	Seq  uint64
+	JSON []byte
+}
+
+// After reads up to limit messages of a room just above seq after, ascending, as they are
+// stored: cheaper than Page for a caller that sends the bytes on without looking into them.
+// It stops early once the messages read hold maxBytes, so that what a caller holds is bounded
+// whatever the messages' size; it always reads one message if there is one. ErrNotFound if the
+// room does not exist.
+func (s *Store) After(room string, after uint64, limit, maxBytes int) ([]StoredMessage, error) {
+	msgs := make([]StoredMessage, 0, limit)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
+		if rb == nil {
+			return ErrNotFound
+		}
+		c := rb.Bucket(bucketMsgs).Cursor()
+		// Seek to after itself and step over it: after+1 would wrap at the largest seq.
+		k, v := c.Seek(u64(after))
+		if k != nil && binary.BigEndian.Uint64(k) == after {
+			k, v = c.Next()
+		}
+		for size := 0; k != nil && len(msgs) < limit && size < maxBytes; k, v = c.Next() {
+			msgs = append(msgs, StoredMessage{Seq: binary.BigEndian.Uint64(k), JSON: clone(v)})
+			size += len(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: messages of %q: %w", room, err)
+	}
+	return msgs, nil
 }

@@ -44,9 +44,16 @@ type API struct {
 // Base returns the server's base URL.
 func (a *API) Base() string { return a.base }
 
-// Register creates an account and signs in.
+// Register creates an account and signs in. A username or password the server would refuse
+// fails without asking it, with the server's error (invalid_username, invalid_password).
 func (a *API) Register(ctx context.Context, username, password string) (proto.TokenBody, error) {
 	var tb proto.TokenBody
+	if _, ok := proto.NormalizeUsername(username); !ok {
+		return tb, &APIError{Status: 400, Code: proto.CodeInvalidUsername, Message: fmt.Sprintf("A username has %d to %d of a-z, 0-9, _ . and -.", proto.UsernameMin, proto.UsernameMax)}
+	}
+	if !proto.ValidPassword(password) {
+		return tb, &APIError{Status: 400, Code: proto.CodeInvalidPassword, Message: fmt.Sprintf("A password has %d to %d bytes.", proto.PasswordMin, proto.PasswordMax)}
+	}
 	err := a.do(ctx, "POST", "/api/auth/register", "", proto.Credentials{Username: username, Password: password}, &tb)
 	return tb, err
 }
@@ -84,22 +91,49 @@ func (a *API) Rooms(ctx context.Context, token string) ([]proto.Room, error) {
 	return rl.Rooms, err
 }
 
-// CreateRoom creates a room.
+// CreateRoom creates a room. A name that is not a valid room name fails without asking the
+// server, with the server's error (invalid_room).
 func (a *API) CreateRoom(ctx context.Context, token, name string) (proto.Room, error) {
 	var rb proto.RoomBody
+	if err := checkRoomName(name); err != nil {
+		return rb.Room, err
+	}
 	err := a.do(ctx, "POST", "/api/rooms", token, proto.CreateRoom{Name: name}, &rb)
 	return rb.Room, err
 }
 
 // PageQuery selects a page of history. With neither cursor set, the newest messages.
 type PageQuery struct {
-	Before uint64 // messages just below this seq, when not 0
-	After  *uint64
-	Limit  int // 0 means the server's default
+	Before uint64  // messages just below this seq, when not 0
+	After  *uint64 // messages just above this seq, when not nil
+	// Limit is the most messages in the page: 0 means proto.PageDefault (50), and more than
+	// proto.PageMax (200) means PageMax.
+	Limit int
 }
 
 // Messages reads a page of a room's history.
 func (a *API) Messages(ctx context.Context, token, room string, q PageQuery) (proto.MessagePage, error) {
+	path, err := messagesPath(room, q)
+	if err != nil {
+		return proto.MessagePage{}, err
+	}
+	var page proto.MessagePage
+	err = a.do(ctx, "GET", path, token, nil, &page)
+	return page, err
+}
+
+func checkRoomName(name string) error {
+	if !proto.ValidRoomName(name) {
+		return &APIError{Status: 400, Code: proto.CodeInvalidRoom, Message: fmt.Sprintf("A room name has 1 to %d of a-z, 0-9 and -.", proto.RoomNameMax)}
+	}
+	return nil
+}
+
+// messagesPath is the history path of a page query, or the error the server would answer.
+func messagesPath(room string, q PageQuery) (string, error) {
+	if err := checkRoomName(room); err != nil {
+		return "", err
+	}
 	v := url.Values{}
 	if q.Before != 0 {
 		v.Set("before", strconv.FormatUint(q.Before, 10))
@@ -107,16 +141,14 @@ func (a *API) Messages(ctx context.Context, token, room string, q PageQuery) (pr
 	if q.After != nil {
 		v.Set("after", strconv.FormatUint(*q.After, 10))
 	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(min(q.Limit, proto.PageMax)))
 	}
 	path := "/api/rooms/" + url.PathEscape(room) + "/messages"
 	if len(v) > 0 {
 		path += "?" + v.Encode()
 	}
-	var page proto.MessagePage
-	err := a.do(ctx, "GET", path, token, nil, &page)
-	return page, err
+	return path, nil
 }
 
 func (a *API) do(ctx context.Context, method, path, token string, in, out any) error {

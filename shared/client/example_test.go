@@ -16,34 +16,96 @@ import (
 	"kaiwa/shared/client"
 )
 
-// A session signs in, joins a room, sends a message and sees it come back with its seq.
-func ExampleSession() {
+// exampleServer starts a Kaiwa server on a new database and returns its URL and a stop func.
+func exampleServer() (string, func()) {
 	dir, _ := os.MkdirTemp("", "kaiwa-example")
-	defer os.RemoveAll(dir)
 	st, _ := store.Open(filepath.Join(dir, "kaiwa.db"))
-	defer st.Close()
 	srv, _ := server.New(server.Config{Registration: true}, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	defer srv.Close()
+	return ts.URL, func() {
+		srv.Close()
+		ts.Close()
+		st.Close()
+		os.RemoveAll(dir)
+	}
+}
 
+// A session signs in, joins a room, sends a message and sees it come back with its seq.
+func ExampleSession() {
+	url, stop := exampleServer()
+	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	api := client.NewAPI(ts.URL, nil)
+
+	api := client.NewAPI(url, nil)
+	tb, err := api.Register(ctx, "alice", "correct horse battery")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sess := client.NewSession(api, client.Options{Token: &tb, Rooms: map[string]uint64{"general": 0}})
+	sub := sess.Subscribe(client.Filter{Room: "general", Kinds: []client.EventKind{client.EventMessage}})
+	defer sub.Close()
+	go sess.Run(ctx)
+	sess.Send("general", "hello, Kaiwa")
+	ev := <-sub.C()
+	fmt.Printf("#%d %s: %s\n", ev.Message.Seq, ev.Message.From, ev.Message.Text)
+	// Output: #1 alice: hello, Kaiwa
+}
+
+// The session makes the HTTP API calls with its token, renewing it when it has expired.
+func ExampleSession_CreateRoom() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	api := client.NewAPI(url, nil)
 	tb, err := api.Register(ctx, "alice", "correct horse battery")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	sess := client.NewSession(api, client.Options{Token: &tb})
+	if _, err := sess.CreateRoom(ctx, "Not a room name"); client.IsCode(err, "invalid_room") {
+		fmt.Println("refused: invalid_room")
+	}
+	room, err := sess.CreateRoom(ctx, "ops")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rooms, _ := sess.Rooms(ctx)
+	fmt.Println("created", room.Name, "of", len(rooms), "rooms")
+	// Output:
+	// refused: invalid_room
+	// created ops of 2 rooms
+}
+
+// A send the server refuses for good stays in the outbox as failed, with its code, until the
+// app retries or discards it. Every change of the outbox is an EventOutbox to persist.
+func ExampleSession_Discard() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	api := client.NewAPI(url, nil)
+	tb, err := api.Register(ctx, "alice", "correct horse battery")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sess := client.NewSession(api, client.Options{Token: &tb})
+	sub := sess.Subscribe(client.Filter{Kinds: []client.EventKind{client.EventOutbox}})
 	go sess.Run(ctx)
-	sess.Join("general")
-	sess.Send("general", "hello, Kaiwa")
-	for ev := range sess.Events() {
-		if ev.Kind == client.EventMessage {
-			fmt.Printf("#%d %s: %s\n", ev.Message.Seq, ev.Message.From, ev.Message.Text)
-			return
+	id := sess.Send("nowhere", "to a room never joined")
+	for ev := range sub.C() {
+		if ev.ID == id && ev.Code != "" {
+			fmt.Println("failed:", ev.Code)
+			break
 		}
 	}
-	// Output: #1 alice: hello, Kaiwa
+	sess.Discard(id)
+	fmt.Println("outbox:", len((<-sub.C()).Outbox))
+	// Output:
+	// failed: not_joined
+	// outbox: 0
 }

@@ -37,7 +37,8 @@ func FuzzFrame(f *testing.F) {
 			t.Fatalf("id %q passed validation", fr.ID)
 		}
 		text, code := NormalizeText(fr.Text)
-		if code == "" && (text == "" || utf8.RuneCountInString(text) > 4000 || strings.TrimSpace(text) != text) {
+		if code == "" && (text == "" || utf8.RuneCountInString(text) > 4000 || strings.TrimSpace(text) != text ||
+			strings.IndexFunc(text, func(r rune) bool { return !Invisible(r) }) < 0) {
 			t.Fatalf("text %q normalised to %q without an error code", fr.Text, text)
 		}
 	})

@@ -29,6 +29,9 @@ const (
 	KindDelete = "delete"
 )
 
+// TypingEvery is the least time between two typing frames relayed for one user and room.
+const TypingEvery = 2 * time.Second
+
 // Error codes carried by error frames.
 const (
 	CodeBadFrame      = "bad_frame"

@@ -134,6 +134,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad check", nil, []string{"serve", "-db", db, "-check", "sometimes"}},
 		{"negative conn limit", nil, []string{"serve", "-db", db, "-ip-conn-limit", "-1"}},
 		{"non-numeric conn limit", nil, []string{"serve", "-db", db, "-ip-conn-limit", "many"}},
+		{"negative user conn limit", nil, []string{"serve", "-db", db, "-user-conn-limit", "-1"}},
+		{"negative user conn limit from env", map[string]string{"KAIWA_USER_CONN_LIMIT": "-1"}, []string{"serve", "-db", db}},
 		{"unknown flag", nil, []string{"serve", "-db", db, "-nope"}},
 		{"stray argument", nil, []string{"serve", "-db", db, "extra"}},
 		{"bad env twin", map[string]string{"KAIWA_ACCESS_TTL": "banana"}, []string{"serve", "-db", db}},

@@ -34,6 +34,7 @@ func serve(args []string, stderr io.Writer) error {
 	registration := fs.String("registration", "open", "open or closed")
 	secureCookies := fs.String("secure-cookies", "auto", "auto (Secure when TLS or X-Forwarded-Proto: https), always or never")
 	ipConnLimit := fs.Int("ip-conn-limit", 256, "open sockets per client IP; 0 = no limit")
+	userConnLimit := fs.Int("user-conn-limit", 32, "open sockets per user; 0 = no limit")
 	rateLimits := fs.String("rate-limits", "on", "on or off: off lifts the rate limits of registrations per client IP and room creations per user")
 	logFormat := fs.String("log-format", "text", "text or json")
 	check := fs.String("check", "full", "check the database file at startup: full (reads it all), quick (meta, users, sessions, each room's newest message) or off")
@@ -64,8 +65,8 @@ func serve(args []string, stderr io.Writer) error {
 	if err := oneOf("-check", *check, "full", "quick", "off"); err != nil {
 		return err
 	}
-	if *accessTTL < time.Second || *refreshTTL < time.Second || *ipConnLimit < 0 {
-		return fmt.Errorf("%w: -access-ttl and -refresh-ttl must be at least 1s, -ip-conn-limit at least 0", errUsage)
+	if *accessTTL < time.Second || *refreshTTL < time.Second || *ipConnLimit < 0 || *userConnLimit < 0 {
+		return fmt.Errorf("%w: -access-ttl and -refresh-ttl must be at least 1s, -ip-conn-limit and -user-conn-limit at least 0", errUsage)
 	}
 	log := newLogger(*logFormat, stderr)
 	hashProcessors()
@@ -87,7 +88,7 @@ func serve(args []string, stderr io.Writer) error {
 	srv, err := server.New(server.Config{
 		AccessTTL: *accessTTL, RefreshTTL: *refreshTTL, Origins: splitList(*origins),
 		Registration: *registration == "open", SecureCookies: *secureCookies, IPConnLimit: *ipConnLimit,
-		RateLimitsOff: *rateLimits == "off", Setup: ts.setup,
+		UserConnLimit: *userConnLimit, RateLimitsOff: *rateLimits == "off", Setup: ts.setup,
 	}, st, log)
 	if err != nil {
 		return err

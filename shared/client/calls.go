@@ -1,0 +1,79 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"kaiwa/shared/proto"
+)
+
+// Call calls the HTTP API with the session's access token: method and path (such as "GET",
+// "/api/rooms"), in encoded as the JSON body when not nil, the answer decoded into out when
+// not nil. On a 401 it refreshes the token once (sharing a refresh already in flight, the
+// timer's or another call's) and tries again once. When the refresh is refused the error
+// wraps ErrLoginRequired, and Run ends.
+func (s *Session) Call(ctx context.Context, method, path string, in, out any) error {
+	token := s.AccessToken()
+	err := s.api.do(ctx, method, path, token, in, out)
+	if !unauthorized(err) {
+		return err
+	}
+	if now := s.AccessToken(); now != "" && now != token {
+		return s.api.do(ctx, method, path, now, in, out) // renewed meanwhile
+	}
+	f := s.startRefresh()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if f.err != nil {
+		if unauthorized(f.err) {
+			return fmt.Errorf("%w: %w", ErrLoginRequired, f.err)
+		}
+		return f.err
+	}
+	return s.api.do(ctx, method, path, f.tb.AccessToken, in, out)
+}
+
+func unauthorized(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.Status == 401
+}
+
+// Me returns the signed-in user.
+func (s *Session) Me(ctx context.Context) (proto.User, error) {
+	var ub proto.UserBody
+	err := s.Call(ctx, "GET", "/api/me", nil, &ub)
+	return ub.User, err
+}
+
+// Rooms lists the rooms.
+func (s *Session) Rooms(ctx context.Context) ([]proto.Room, error) {
+	var rl proto.RoomList
+	err := s.Call(ctx, "GET", "/api/rooms", nil, &rl)
+	return rl.Rooms, err
+}
+
+// CreateRoom creates a room. A name that is not a valid room name fails without asking the
+// server, with the server's error (invalid_room).
+func (s *Session) CreateRoom(ctx context.Context, name string) (proto.Room, error) {
+	if err := checkRoomName(name); err != nil {
+		return proto.Room{}, err
+	}
+	var rb proto.RoomBody
+	err := s.Call(ctx, "POST", "/api/rooms", proto.CreateRoom{Name: name}, &rb)
+	return rb.Room, err
+}
+
+// Messages reads a page of a room's history (see PageQuery).
+func (s *Session) Messages(ctx context.Context, room string, q PageQuery) (proto.MessagePage, error) {
+	path, err := messagesPath(room, q)
+	if err != nil {
+		return proto.MessagePage{}, err
+	}
+	var page proto.MessagePage
+	err = s.Call(ctx, "GET", path, nil, &page)
+	return page, err
+}
