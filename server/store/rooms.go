@@ -118,7 +118,8 @@ func createRoom(tx *bolt.Tx, info roomInfo) (*bolt.Bucket, error) {
 	return rb, nil
 }
 
-// DeleteRoom deletes a room and its whole history in one transaction, or returns ErrNotFound.
+// DeleteRoom deletes a room, its whole history and every membership of it in one transaction,
+// or returns ErrNotFound.
 func (s *Store) DeleteRoom(name string) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		rooms := tx.Bucket(bucketRooms)
@@ -252,9 +253,10 @@ func (s *Store) AppendBatch(reqs []AppendRequest) ([]AppendResult, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	res := make([]AppendResult, len(reqs))
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		infos := map[string]roomInfo{} // decoded once per room and batch
 		for i, req := range reqs {
 			var err error
-			res[i], err = appendOne(tx, req, now)
+			res[i], err = appendOne(tx, req, now, infos)
 			if err != nil {
 				return err
 			}
@@ -268,10 +270,22 @@ func (s *Store) AppendBatch(reqs []AppendRequest) ([]AppendResult, error) {
 }
 
 // appendOne stores one request. Refusals go in the result; an error fails the transaction.
-func appendOne(tx *bolt.Tx, req AppendRequest, now time.Time) (AppendResult, error) {
-	rb, info, err := readable(tx, req.UserID, req.Room)
-	if err != nil {
-		return AppendResult{Err: err}, nil
+func appendOne(tx *bolt.Tx, req AppendRequest, now time.Time, infos map[string]roomInfo) (AppendResult, error) {
+	rb := tx.Bucket(bucketRooms).Bucket([]byte(req.Room))
+	if rb == nil {
+		return AppendResult{Err: ErrNotFound}, nil
+	}
+	info, ok := infos[req.Room]
+	if !ok {
+		var err error
+		if info, err = readInfo(rb); err != nil {
+			return AppendResult{}, err
+		}
+		infos[req.Room] = info
+	}
+	_, member := memberRead(rb, req.UserID)
+	if !member && info.Kind != proto.RoomPublic {
+		return AppendResult{Err: ErrNotFound}, nil
 	}
 	msgs, ids := rb.Bucket(bucketMsgs), rb.Bucket(bucketIDs)
 	// A fresh key each time: bbolt keeps Put's slices until the commit.
@@ -286,6 +300,7 @@ func appendOne(tx *bolt.Tx, req AppendRequest, now time.Time) (AppendResult, err
 	}
 	var target *record
 	var targetApplied applied
+	var err error
 	switch req.Kind {
 	case "":
 	case proto.KindEdit, proto.KindDelete:
@@ -338,8 +353,12 @@ func appendOne(tx *bolt.Tx, req AppendRequest, now time.Time) (AppendResult, err
 			return AppendResult{}, err
 		}
 	}
-	_, member := memberRead(rb, req.UserID)
-	if err := putMember(tx, rb, req.Room, req.UserID, req.From, seq); err != nil {
+	if member {
+		err = rb.Bucket(bucketMembers).Put([]byte(req.UserID), append(u64(seq), req.From...))
+	} else {
+		err = putMember(tx, rb, req.Room, req.UserID, req.From, seq)
+	}
+	if err != nil {
 		return AppendResult{}, err
 	}
 	if target == nil {
@@ -436,43 +455,6 @@ func (s *Store) Page(room string, before, after *uint64, limit int) ([]proto.Mes
 	return msgs, more, nil
 }
 
-// StoredMessage is one message as it is stored: its seq, and its JSON encoding, which is a
-// proto.Message without its type.
-type StoredMessage struct {
-	Seq  uint64
-	JSON []byte
-}
-
-// After reads up to limit messages of a room just above seq after, ascending, as they are
-// stored: cheaper than Page for a caller that sends the bytes on without looking into them.
-// It stops early once the messages read hold maxBytes, so that what a caller holds is bounded
-// whatever the messages' size; it always reads one message if there is one. ErrNotFound if the
-// room does not exist.
-func (s *Store) After(room string, after uint64, limit, maxBytes int) ([]StoredMessage, error) {
-	msgs := make([]StoredMessage, 0, limit)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
-		if rb == nil {
-			return ErrNotFound
-		}
-		c := rb.Bucket(bucketMsgs).Cursor()
-		// Seek to after itself and step over it: after+1 would wrap at the largest seq.
-		k, v := c.Seek(u64(after))
-		if k != nil && binary.BigEndian.Uint64(k) == after {
-			k, v = c.Next()
-		}
-		for size := 0; k != nil && len(msgs) < limit && size < maxBytes; k, v = c.Next() {
-			msgs = append(msgs, StoredMessage{Seq: binary.BigEndian.Uint64(k), JSON: clone(v)})
-			size += len(v)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: messages of %q: %w", room, err)
-	}
-	return msgs, nil
-}
-
 // History is Page for a user who can read the room (else ErrNotFound, as for a room that does
 // not exist), with edits and deletions applied to their targets: an edited message carries its
 // latest text and EditedAt, a deleted one Deleted and no text. Edits and deletions themselves
@@ -564,4 +546,41 @@ func appendMessage(msgs *[]proto.Message, v []byte) error {
 	}
 	*msgs = append(*msgs, r.message())
 	return nil
+}
+
+// StoredMessage is one message as it is stored: its seq, and its JSON encoding, which is the
+// message frame without its type (see record).
+type StoredMessage struct {
+	Seq  uint64
+	JSON []byte
+}
+
+// After reads up to limit messages of a room just above seq after, ascending, as they are
+// stored: cheaper than Page for a caller that sends the bytes on without looking into them.
+// It stops early once the messages read hold maxBytes, so that what a caller holds is bounded
+// whatever the messages' size; it always reads one message if there is one. ErrNotFound if the
+// room does not exist.
+func (s *Store) After(room string, after uint64, limit, maxBytes int) ([]StoredMessage, error) {
+	msgs := make([]StoredMessage, 0, limit)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
+		if rb == nil {
+			return ErrNotFound
+		}
+		c := rb.Bucket(bucketMsgs).Cursor()
+		// Seek to after itself and step over it: after+1 would wrap at the largest seq.
+		k, v := c.Seek(u64(after))
+		if k != nil && binary.BigEndian.Uint64(k) == after {
+			k, v = c.Next()
+		}
+		for size := 0; k != nil && len(msgs) < limit && size < maxBytes; k, v = c.Next() {
+			msgs = append(msgs, StoredMessage{Seq: binary.BigEndian.Uint64(k), JSON: clone(v)})
+			size += len(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: messages of %q: %w", room, err)
+	}
+	return msgs, nil
 }
