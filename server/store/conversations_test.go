@@ -534,3 +534,33 @@ func TestUsersByPrefix(t *testing.T) {
 		t.Errorf("users = %+v", got)
 	}
 }
+
+func TestDeleteRoomForgetsMemberships(t *testing.T) {
+	st := openStore(t)
+	ids := users(t, st, "alice", "bob")
+	if _, err := st.NewRoom(ids["alice"], "gone", proto.RoomPrivate); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AddMember(ids["alice"], "gone", ids["bob"]); err != nil {
+		t.Fatal(err)
+	}
+	appendOK(t, st, store.AppendRequest{Room: "gone", UserID: ids["alice"], From: "alice", ClientID: "1", Text: "@bob"})
+	if err := st.DeleteRoom("gone"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"alice", "bob"} {
+		if rooms, err := st.Memberships(ids[n]); err != nil || !slices.Equal(rooms, []string{"general"}) {
+			t.Errorf("%s's memberships = %v, %v", n, rooms, err)
+		}
+	}
+	// A new room of the same name starts with nobody and no mentions.
+	if _, err := st.NewRoom(ids["bob"], "gone", proto.RoomPrivate); err != nil {
+		t.Fatal(err)
+	}
+	if r := roomFor(t, st, ids["bob"], "gone"); !slices.Equal(r.Members, []string{"bob"}) || r.Mentions != 0 {
+		t.Errorf("new room: %+v", r)
+	}
+	if _, err := st.RoomFor(ids["alice"], "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("alice sees the new room: %v", err)
+	}
+}

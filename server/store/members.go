@@ -148,9 +148,12 @@ func view(tx *bolt.Tx, rb *bolt.Bucket, userID string) (proto.Room, error) {
 		return proto.Room{}, err
 	}
 	r := bareRoom(rb, info)
-	if read, ok := memberRead(rb, userID); ok {
+	members := rb.Bucket(bucketMembers)
+	if v := members.Get([]byte(userID)); len(v) >= 8 {
+		read := binary.BigEndian.Uint64(v)
 		r.Member, r.ReadSeq = true, read
-		r.Unread = int(min(plainAt(rb, r.LastSeq)-plainAt(rb, min(read, r.LastSeq)), proto.UnreadMax))
+		edits := rb.Bucket(bucketEdits)
+		r.Unread = int(min(plainAt(edits, r.LastSeq)-plainAt(edits, min(read, r.LastSeq)), proto.UnreadMax))
 		prefix := mentionPrefix(userID, info.Name)
 		c := tx.Bucket(bucketMentions).Cursor()
 		for k, _ := c.Seek(append(prefix, u64(read+1)...)); k != nil && bytes.HasPrefix(k, prefix) && r.Mentions < proto.UnreadMax; k, _ = c.Next() {
@@ -159,7 +162,7 @@ func view(tx *bolt.Tx, rb *bolt.Bucket, userID string) (proto.Room, error) {
 	}
 	if info.Kind != proto.RoomPublic {
 		r.Members = []string{}
-		rb.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
+		members.ForEach(func(_, v []byte) error {
 			r.Members = append(r.Members, string(v[8:]))
 			return nil
 		})
@@ -168,12 +171,12 @@ func view(tx *bolt.Tx, rb *bolt.Bucket, userID string) (proto.Room, error) {
 	return r, nil
 }
 
-// plainAt is the number of plain messages with seq ≤ seq.
-func plainAt(rb *bolt.Bucket, seq uint64) uint64 {
+// plainAt is the number of plain messages with seq ≤ seq, from a room's edits bucket.
+func plainAt(edits *bolt.Bucket, seq uint64) uint64 {
 	if seq == 0 {
 		return 0
 	}
-	c := rb.Bucket(bucketEdits).Cursor()
+	c := edits.Cursor()
 	k, v := c.Seek(u64(seq))
 	if k == nil || binary.BigEndian.Uint64(k) > seq {
 		k, v = c.Prev()

@@ -118,7 +118,8 @@ func createRoom(tx *bolt.Tx, info roomInfo) (*bolt.Bucket, error) {
 	return rb, nil
 }
 
-// DeleteRoom deletes a room and its whole history in one transaction, or returns ErrNotFound.
+// DeleteRoom deletes a room, its whole history and every membership of it in one transaction,
+// or returns ErrNotFound.
 func (s *Store) DeleteRoom(name string) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		rooms := tx.Bucket(bucketRooms)
@@ -454,43 +455,6 @@ func (s *Store) Page(room string, before, after *uint64, limit int) ([]proto.Mes
 	return msgs, more, nil
 }
 
-// StoredMessage is one message as it is stored: its seq, and its JSON encoding, which is a
-// proto.Message without its type.
-type StoredMessage struct {
-	Seq  uint64
-	JSON []byte
-}
-
-// After reads up to limit messages of a room just above seq after, ascending, as they are
-// stored: cheaper than Page for a caller that sends the bytes on without looking into them.
-// It stops early once the messages read hold maxBytes, so that what a caller holds is bounded
-// whatever the messages' size; it always reads one message if there is one. ErrNotFound if the
-// room does not exist.
-func (s *Store) After(room string, after uint64, limit, maxBytes int) ([]StoredMessage, error) {
-	msgs := make([]StoredMessage, 0, limit)
-	err := s.db.View(func(tx *bolt.Tx) error {
-		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
-		if rb == nil {
-			return ErrNotFound
-		}
-		c := rb.Bucket(bucketMsgs).Cursor()
-		// Seek to after itself and step over it: after+1 would wrap at the largest seq.
-		k, v := c.Seek(u64(after))
-		if k != nil && binary.BigEndian.Uint64(k) == after {
-			k, v = c.Next()
-		}
-		for size := 0; k != nil && len(msgs) < limit && size < maxBytes; k, v = c.Next() {
-			msgs = append(msgs, StoredMessage{Seq: binary.BigEndian.Uint64(k), JSON: clone(v)})
-			size += len(v)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: messages of %q: %w", room, err)
-	}
-	return msgs, nil
-}
-
 // History is Page for a user who can read the room (else ErrNotFound, as for a room that does
 // not exist), with edits and deletions applied to their targets: an edited message carries its
 // latest text and EditedAt, a deleted one Deleted and no text. Edits and deletions themselves
@@ -582,4 +546,41 @@ func appendMessage(msgs *[]proto.Message, v []byte) error {
 	}
 	*msgs = append(*msgs, r.message())
 	return nil
+}
+
+// StoredMessage is one message as it is stored: its seq, and its JSON encoding, which is the
+// message frame without its type (see record).
+type StoredMessage struct {
+	Seq  uint64
+	JSON []byte
+}
+
+// After reads up to limit messages of a room just above seq after, ascending, as they are
+// stored: cheaper than Page for a caller that sends the bytes on without looking into them.
+// It stops early once the messages read hold maxBytes, so that what a caller holds is bounded
+// whatever the messages' size; it always reads one message if there is one. ErrNotFound if the
+// room does not exist.
+func (s *Store) After(room string, after uint64, limit, maxBytes int) ([]StoredMessage, error) {
+	msgs := make([]StoredMessage, 0, limit)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rb := tx.Bucket(bucketRooms).Bucket([]byte(room))
+		if rb == nil {
+			return ErrNotFound
+		}
+		c := rb.Bucket(bucketMsgs).Cursor()
+		// Seek to after itself and step over it: after+1 would wrap at the largest seq.
+		k, v := c.Seek(u64(after))
+		if k != nil && binary.BigEndian.Uint64(k) == after {
+			k, v = c.Next()
+		}
+		for size := 0; k != nil && len(msgs) < limit && size < maxBytes; k, v = c.Next() {
+			msgs = append(msgs, StoredMessage{Seq: binary.BigEndian.Uint64(k), JSON: clone(v)})
+			size += len(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: messages of %q: %w", room, err)
+	}
+	return msgs, nil
 }
