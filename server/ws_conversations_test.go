@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -61,11 +63,14 @@ func (s *socket) answer() proto.Frame {
 	}
 }
 
-// joinRoom joins room and waits for the joined frame.
+// joinRoom joins room and waits for the joined frame, passing over acks.
 func (s *socket) joinRoom(room string) proto.Frame {
 	s.t.Helper()
 	s.write(proto.Join{Type: proto.TypeJoin, Room: room})
 	f := s.answer()
+	for f.Type == proto.TypeAck {
+		f = s.answer() // of sends made before
+	}
 	if f.Type != proto.TypeJoined || f.Room != room {
 		s.t.Fatalf("join %s: %+v", room, f)
 	}
@@ -558,6 +563,183 @@ func TestWSOldClient(t *testing.T) {
 			modern.write(proto.Read{Type: proto.TypeRead, Room: "general", Seq: m.Seq})
 			modern.write(proto.Send{Type: proto.TypeSend, Room: "general", ID: "n1", Text: "hi old"})
 			modern.write(proto.Edit{Type: proto.TypeEdit, Room: "general", ID: "n2", Target: m.Seq + 1, Text: "hi, old"})
+		}
+	}
+}
+
+// call makes an authenticated JSON request to the API and returns its status and body.
+func (ts *testServer) call(t *testing.T, method, path, token string, body any) (int, string) {
+	t.Helper()
+	var in io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		in = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, ts.URL+path, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// until returns the frames received up to the first for which done is true, that one included.
+func (s *socket) until(done func(proto.Frame) bool) []proto.Frame {
+	s.t.Helper()
+	var seen []proto.Frame
+	timeout := time.After(convWait)
+	for {
+		select {
+		case f, ok := <-s.frames:
+			if !ok {
+				s.t.Fatalf("socket closed: %v", <-s.closed)
+			}
+			if seen = append(seen, f); done(f) {
+				return seen
+			}
+		case <-timeout:
+			s.t.Fatalf("not done within %v", convWait)
+		}
+	}
+}
+
+// roomFrame waits for the room frame of a room and returns its room object.
+func (s *socket) roomFrame(room string) proto.Room {
+	s.t.Helper()
+	for {
+		if f := s.await(proto.TypeRoom); f.RoomInfo != nil && f.RoomInfo.Name == room {
+			return *f.RoomInfo
+		} else if f.RoomInfo == nil {
+			s.t.Fatalf("room frame without a room: %+v", f)
+		}
+	}
+}
+
+// TestWSRoomChanges checks that membership changes made over HTTP reach every socket of every
+// user concerned as room frames, and that a member removed from a private room gets nothing
+// more from it on a socket that had joined it.
+func TestWSRoomChanges(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	_, aliceToken := ts.user(t, "alice")
+	_, bobToken := ts.user(t, "bob")
+	_, carolToken := ts.user(t, "carol")
+	alice, aliceToo := ts.connect(t, aliceToken), ts.connect(t, aliceToken)
+	bob, carol := ts.connect(t, bobToken), ts.connect(t, carolToken)
+	for _, s := range []*socket{alice, aliceToo, bob, carol} {
+		s.joinRoom("general")
+	}
+	members := func(r proto.Room) string { return strings.Join(r.Members, ",") }
+
+	if status, body := ts.call(t, "POST", "/api/rooms", aliceToken, map[string]string{"name": "crew", "kind": "private"}); status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	for _, s := range []*socket{alice, aliceToo} {
+		if r := s.roomFrame("crew"); !r.Member || r.Kind != proto.RoomPrivate || members(r) != "alice" {
+			t.Fatalf("room frame after creating: %+v", r)
+		}
+	}
+	alice.joinRoom("crew")
+
+	if status, body := ts.call(t, "POST", "/api/rooms/crew/members", aliceToken, proto.UserRef{User: "bob"}); status != http.StatusNoContent {
+		t.Fatalf("add bob: %d %s", status, body)
+	}
+	for name, s := range map[string]*socket{"alice": alice, "alice's other socket": aliceToo, "bob": bob} {
+		if r := s.roomFrame("crew"); !r.Member || members(r) != "alice,bob" {
+			t.Fatalf("%s's room frame after adding bob: %+v", name, r)
+		}
+	}
+	bob.joinRoom("crew")
+	alice.write(proto.Send{Type: proto.TypeSend, Room: "crew", ID: "c1", Text: "welcome"})
+	if m := bob.await(proto.TypeMessage); m.Room != "crew" || m.ID != "c1" {
+		t.Fatalf("bob got %+v", m)
+	}
+
+	if status, body := ts.call(t, "DELETE", "/api/rooms/crew/members/bob", aliceToken, nil); status != http.StatusNoContent {
+		t.Fatalf("remove bob: %d %s", status, body)
+	}
+	if r := bob.roomFrame("crew"); r.Member || len(r.Members) != 0 || r.Kind != proto.RoomPrivate || r.ReadSeq != 0 {
+		t.Fatalf("bob's room frame after his removal: %+v", r)
+	}
+	for _, s := range []*socket{alice, aliceToo} {
+		if r := s.roomFrame("crew"); !r.Member || members(r) != "alice" {
+			t.Fatalf("alice's room frame after removing bob: %+v", r)
+		}
+	}
+	// Bob's socket gets nothing more from the room: a message to it, then one to general,
+	// which bob must see without the first before it.
+	alice.write(proto.Send{Type: proto.TypeSend, Room: "crew", ID: "c2", Text: "bob is gone"})
+	alice.write(proto.Send{Type: proto.TypeSend, Room: "general", ID: "g1", Text: "hello all"})
+	if m := bob.await(proto.TypeMessage); m.Room != "general" || m.ID != "g1" {
+		t.Fatalf("after his removal bob got %+v", m)
+	}
+	bob.write(proto.Send{Type: proto.TypeSend, Room: "crew", ID: "b1", Text: "still here?"})
+	if f := bob.answer(); f.Type != proto.TypeError || f.Code != proto.CodeInvalidRoom {
+		t.Fatalf("bob's send after his removal: %+v", f)
+	}
+	bob.write(proto.Join{Type: proto.TypeJoin, Room: "crew"})
+	if f := bob.answer(); f.Type != proto.TypeError || f.Code != proto.CodeInvalidRoom {
+		t.Fatalf("bob's join after his removal: %+v", f)
+	}
+
+	// Leaving a public room: a room frame with member false; the socket may still read it.
+	if _, err := ts.st.NewRoom("", "dev", proto.RoomPublic); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := ts.call(t, "POST", "/api/rooms/dev/members", bobToken, proto.UserRef{User: "bob"}); status != http.StatusNoContent {
+		t.Fatalf("bob joins dev: %d %s", status, body)
+	}
+	if r := bob.roomFrame("dev"); !r.Member || len(r.Members) != 0 {
+		t.Fatalf("bob's room frame after joining dev: %+v", r)
+	}
+	bob.joinRoom("dev")
+	if status, body := ts.call(t, "DELETE", "/api/rooms/dev/members/bob", bobToken, nil); status != http.StatusNoContent {
+		t.Fatalf("bob leaves dev: %d %s", status, body)
+	}
+	if r := bob.roomFrame("dev"); r.Member {
+		t.Fatalf("bob's room frame after leaving dev: %+v", r)
+	}
+	alice.joinRoom("dev")
+	alice.write(proto.Send{Type: proto.TypeSend, Room: "dev", ID: "d1", Text: "public"})
+	if m := bob.await(proto.TypeMessage); m.Room != "dev" || m.ID != "d1" {
+		t.Fatalf("bob, reading dev, got %+v", m)
+	}
+
+	// A dm: both users learn of it, nobody else.
+	status, body := ts.call(t, "POST", "/api/dms", carolToken, proto.UserRef{User: "bob"})
+	if status != http.StatusCreated {
+		t.Fatalf("dm: %d %s", status, body)
+	}
+	var created proto.RoomBody
+	if err := json.Unmarshal([]byte(body), &created); err != nil {
+		t.Fatal(err)
+	}
+	if f := carol.await(proto.TypeRoom); f.RoomInfo.Name != created.Room.Name {
+		t.Fatalf("carol's first room frame: %+v", f.RoomInfo)
+	}
+	for name, s := range map[string]*socket{"bob": bob} {
+		if r := s.roomFrame(created.Room.Name); !r.Member || r.Kind != proto.RoomDM || members(r) != "bob,carol" {
+			t.Fatalf("%s's room frame of the dm: %+v", name, r)
+		}
+	}
+	// Neither carol, never concerned by crew, nor alice, not in the dm, learnt more: everything
+	// queued to them before a message sent after the dm holds no other room frame.
+	alice.write(proto.Send{Type: proto.TypeSend, Room: "general", ID: "g2", Text: "last"})
+	for name, s := range map[string]*socket{"alice": alice, "alice's other socket": aliceToo, "carol": carol} {
+		for _, f := range s.until(func(f proto.Frame) bool { return f.Type == proto.TypeMessage && f.ID == "g2" }) {
+			if f.Type != proto.TypeRoom {
+				continue
+			}
+			if name != "carol" && f.RoomInfo.Name == "dev" && f.RoomInfo.Member {
+				continue // alice's send to dev made her a member
+			}
+			t.Errorf("%s got a room frame of %+v", name, f.RoomInfo)
 		}
 	}
 }
