@@ -4,8 +4,10 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"kaiwa/server"
 	"kaiwa/shared/client"
@@ -226,6 +228,20 @@ func TestRoomChanges(t *testing.T) {
 	})
 	waitFor(t, "both of bob's sessions count 2", func() bool { return unreadIs(bob, "ops", 2, 1)() && unreadIs(bob2, "ops", 2, 1)() })
 
+	// One started from kept rooms resumes ops after the seq it had seen, not from the listing's.
+	api3, tb3 := login(t, ts.URL, "bob")
+	bob3 := client.NewSession(api3, client.Options{Token: &tb3, MemberRooms: true, Rooms: map[string]uint64{"ops": 1}})
+	bob3Messages := bob3.Subscribe(client.Filter{Room: "ops", Kinds: []client.EventKind{client.EventMessage}})
+	go bob3.Run(ctx)
+	select {
+	case ev := <-bob3Messages.C():
+		if ev.Message.Seq != 2 {
+			t.Fatalf("the session kept at seq 1 resumed ops with seq %d", ev.Message.Seq)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the session kept at seq 1 got nothing of ops within 30 s")
+	}
+
 	if err := alice.Call(ctx, "DELETE", "/api/rooms/ops/members/bob", nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -241,5 +257,37 @@ func TestRoomChanges(t *testing.T) {
 	}
 	if u, _ := bob.UnreadTotal(); u != 0 {
 		t.Fatalf("bob's total unread %d after removal, want 0", u)
+	}
+}
+
+// TestMemberRoomsBeyondJoinBurst: a user who is a member of more rooms than the server takes
+// joins at once has every one of them joined, as the server's join rate allows.
+func TestMemberRoomsBeyondJoinBurst(t *testing.T) {
+	ts, st := startServer(t, server.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	api, tb := register(t, ts.URL, "alice")
+	const n = proto.JoinBurst + 50
+	for i := range n {
+		if _, err := st.NewRoom(tb.User.ID, fmt.Sprint("room-", i), proto.RoomPrivate); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess, events := member(t, ctx, api, tb)
+	// Every join is answered with the room's presence: alice is online in it.
+	waitFor(t, "every room joined", func() bool {
+		rooms := map[string]bool{}
+		for _, ev := range events.snapshot() {
+			if ev.Kind == client.EventPresence && slices.Contains(ev.Online, "alice") {
+				rooms[ev.Room] = true
+			}
+		}
+		return len(rooms) == n+1 // and general
+	})
+	if got := len(sess.RoomList()); got != n+1 {
+		t.Fatalf("%d rooms listed, want %d", got, n+1)
+	}
+	if refused := events.count(func(ev client.Event) bool { return ev.Kind == client.EventJoinRefused }); refused != 0 {
+		t.Fatalf("%d joins refused", refused)
 	}
 }
