@@ -291,3 +291,34 @@ func TestMemberRoomsBeyondJoinBurst(t *testing.T) {
 		t.Fatalf("%d joins refused", refused)
 	}
 }
+
+// TestReadBelowListedIsExact: a marker moved to the middle of what the room listing counted
+// leaves counts the session cannot work out alone (an edit among the messages above the new
+// marker counts as nothing): both of the user's sessions end with the server's exact counts.
+func TestReadBelowListedIsExact(t *testing.T) {
+	ts, _ := startServer(t, server.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aliceAPI, aliceToken := register(t, ts.URL, "alice")
+	bobAPI, bobToken := register(t, ts.URL, "bob")
+	bob := client.NewSession(bobAPI, client.Options{Token: &bobToken, Rooms: map[string]uint64{"general": 0}})
+	go bob.Run(ctx)
+	bob.Send("general", "one")
+	bob.Send("general", "two")
+	bob.Send("general", "three")
+	waitFor(t, "bob's messages stored", func() bool { return len(bob.Outbox()) == 0 })
+	bob.Edit("general", 1, "one, edited")
+	bob.Send("general", "five, @alice")
+	waitFor(t, "bob's edit and message stored", func() bool { return len(bob.Outbox()) == 0 })
+
+	phone, _ := member(t, ctx, aliceAPI, aliceToken)
+	laptopAPI, laptopToken := login(t, ts.URL, "alice")
+	laptop, _ := member(t, ctx, laptopAPI, laptopToken)
+	for _, sess := range []*client.Session{phone, laptop} {
+		waitFor(t, "4 unread and a mention listed", unreadIs(sess, "general", 4, 1))
+	}
+	laptop.MarkRead("general", 2) // above it: three, the edit, five
+	for _, sess := range []*client.Session{phone, laptop} {
+		waitFor(t, "2 unread and the mention after reading up to 2", unreadIs(sess, "general", 2, 1))
+	}
+}
