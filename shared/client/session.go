@@ -91,9 +91,10 @@ type Options struct {
 // Concurrency: Run runs the session and must be called once; it returns when its context
 // ends or the user must sign in again. Every other method may be called concurrently, from
 // any goroutine, before Run starts, while it runs and after it returned, and none of them
-// waits for the session: Join, Leave, Send, Typing and the like are queued for Run (calls made
-// before Run take effect when it starts; calls made after it returned do nothing), and
-// Outbox, State, AccessToken and User read a copy kept under a lock. The API calls (Rooms,
+// waits for the session: Join, Leave, Send, Edit, Delete, MarkRead, Typing and the like are
+// queued for Run (calls made before Run take effect when it starts; calls made after it
+// returned do nothing), and Outbox, State, AccessToken, User, Unread, UnreadTotal and
+// RoomList read a copy kept under a lock. The API calls (Rooms,
 // Messages, Call, ...) block only on the network, bounded by their context. Network writes
 // happen in a writer goroutine per socket, each with a deadline, so a slow socket stalls
 // neither the session's timers nor its other socket.
