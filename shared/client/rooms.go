@@ -21,10 +21,10 @@ import (
 // first seed is held the same way, so that an object answered before those messages arrived
 // does not lose them. A message that skips a seq, or a first seed that stops short of the
 // first message seen (the room was joined from a point later than the seed), means the
-// session missed some: it fetches the room object again. When the marker moves below the base, the seed alone does
-// not say how many of its messages remain above it: until a fresh room object arrives (the
-// session fetches one when the server confirms such a marker), the count is bounded by
-// both the seed's count and the number of seqs left up to the base.
+// session missed some: it fetches the room object again. When the marker moves below the
+// base, the seed alone does not say how many of its messages remain above it: until a fresh
+// room object arrives (the session fetches one when the server confirms such a marker), the
+// count is bounded by both the seed's count and the number of seqs left up to the base.
 type roomCount struct {
 	info   proto.Room // as last seen, with a live last_seq, last_ts and read_seq
 	listed bool       // info came from the server: the room is in RoomList

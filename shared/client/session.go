@@ -280,7 +280,10 @@ func (s *Session) JoinAfter(room string, after uint64) {
 	s.do(func() { s.join(room, after, true) })
 }
 
-// Leave stops a room's messages.
+// Leave stops a room's messages. It changes no membership (that is the API's DELETE
+// /api/rooms/{room}/members/{user}, after which the session leaves by itself): with
+// Options.MemberRooms, a room the user is still a member of is joined again after the next
+// reconnect.
 func (s *Session) Leave(room string) { s.do(func() { s.leave(room) }) }
 
 func (s *Session) leave(room string) {
