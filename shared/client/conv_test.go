@@ -322,3 +322,43 @@ func TestReadBelowListedIsExact(t *testing.T) {
 		waitFor(t, "2 unread and the mention after reading up to 2", unreadIs(sess, "general", 2, 1))
 	}
 }
+
+// TestUnreadExactThroughRotations: with 2 s access tokens, sockets are replaced every 1.5 s
+// while another user writes; the counts end exact, nothing counted twice or missed.
+func TestUnreadExactThroughRotations(t *testing.T) {
+	ts, st := startServer(t, server.Config{AccessTTL: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aliceAPI, aliceToken := register(t, ts.URL, "alice")
+	alice, aliceEvents := member(t, ctx, aliceAPI, aliceToken)
+	bobAPI, bobToken := register(t, ts.URL, "bob")
+	bob := client.NewSession(bobAPI, client.Options{Token: &bobToken, Rooms: map[string]uint64{"general": 0}})
+	go bob.Run(ctx)
+	waitFor(t, "alice connected", func() bool { return alice.State() == client.StateConnected })
+	const n = 40
+	for i := range n {
+		text := fmt.Sprint("message ", i)
+		if i%2 == 0 {
+			text += " @alice"
+		}
+		bob.Send("general", text)
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitFor(t, "bob's messages stored", func() bool { return len(bob.Outbox()) == 0 })
+	waitFor(t, "alice received every message", func() bool {
+		return aliceEvents.count(func(ev client.Event) bool { return ev.Kind == client.EventMessage && ev.Message.From == "bob" }) == n
+	})
+	if u, m, _ := alice.Unread("general"); u != n || m != n/2 {
+		t.Fatalf("alice counts %d unread, %d mentions; want %d, %d", u, m, n, n/2)
+	}
+	room, err := st.RoomFor(aliceToken.User.ID, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.Unread != n || room.Mentions != n/2 {
+		t.Fatalf("the server counts %d unread, %d mentions; want %d, %d", room.Unread, room.Mentions, n, n/2)
+	}
+	if replaced := aliceEvents.count(func(ev client.Event) bool { return ev.Kind == client.EventReplaced }); replaced < 2 {
+		t.Fatalf("%d sockets replaced, want at least 2", replaced)
+	}
+}

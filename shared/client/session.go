@@ -762,9 +762,9 @@ func (s *Session) frame(sk *socket, fr *frame) {
 		}
 		rs.lastSeq = f.Seq
 		m := proto.Message{Room: f.Room, Seq: f.Seq, ID: f.ID, From: f.From, Text: f.Text, TS: f.TS, Kind: f.Kind, Target: f.Target, Mentions: f.Mentions}
-		s.emit(Event{Kind: EventMessage, Room: f.Room, Message: m, Raw: fr.raw})
 		s.mu.Lock()
-		missed := s.countLocked(&m)
+		missed := s.countLocked(&m) // first, so that a subscriber finds the message counted
+		s.emitLocked(Event{Kind: EventMessage, Room: f.Room, Message: m, Raw: fr.raw})
 		s.mu.Unlock()
 		if missed {
 			s.fetchRoom(f.Room)
