@@ -188,7 +188,8 @@ func TestEditAndDelete(t *testing.T) {
 
 // TestRoomChanges: a user added to a private room by another gets a room event on their open
 // session, which joins it: its messages arrive and count. Removed, the room leaves the list.
-// A session started later lists and joins the rooms the user is a member of.
+// A session started later lists and joins the rooms the user is a member of. A dm started by
+// another is joined alike.
 func TestRoomChanges(t *testing.T) {
 	ts, _ := startServer(t, server.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,11 +200,10 @@ func TestRoomChanges(t *testing.T) {
 	bob, bobEvents := member(t, ctx, bobAPI, bobToken)
 	waitFor(t, "bob connected", func() bool { return bob.State() == client.StateConnected })
 
-	var rb proto.RoomBody
-	if err := alice.Call(ctx, "POST", "/api/rooms", proto.CreateRoom{Name: "ops", Kind: proto.RoomPrivate}, &rb); err != nil {
+	if _, err := alice.NewRoom(ctx, "ops", proto.RoomPrivate); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.Call(ctx, "POST", "/api/rooms/ops/members", proto.UserRef{User: "bob"}, nil); err != nil {
+	if err := alice.AddMember(ctx, "ops", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "bob's room event for ops", func() bool {
@@ -242,7 +242,7 @@ func TestRoomChanges(t *testing.T) {
 		t.Fatal("the session kept at seq 1 got nothing of ops within 30 s")
 	}
 
-	if err := alice.Call(ctx, "DELETE", "/api/rooms/ops/members/bob", nil, nil); err != nil {
+	if err := alice.RemoveMember(ctx, "ops", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []*recorder{bobEvents, bob2Events} {
@@ -258,6 +258,23 @@ func TestRoomChanges(t *testing.T) {
 	if u, _ := bob.UnreadTotal(); u != 0 {
 		t.Fatalf("bob's total unread %d after removal, want 0", u)
 	}
+
+	users, err := alice.Users(ctx, "bo")
+	if err != nil || len(users) != 1 || users[0].Name != "bob" {
+		t.Fatalf("users starting with bo: %v, %v; want bob", users, err)
+	}
+	dm, err := alice.DM(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob's room event for the dm", func() bool {
+		return bobEvents.count(func(ev client.Event) bool {
+			return ev.Kind == client.EventRoom && ev.Room == dm.Name && ev.RoomInfo.Kind == proto.RoomDM && ev.RoomInfo.Member
+		}) == 1
+	})
+	alice.Join(dm.Name)
+	alice.Send(dm.Name, "psst")
+	waitFor(t, "bob has 1 unread in the dm", unreadIs(bob, dm.Name, 1, 0))
 }
 
 // TestMemberRoomsBeyondJoinBurst: a user who is a member of more rooms than the server takes
