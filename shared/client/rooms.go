@@ -341,7 +341,8 @@ type readMark struct {
 // MarkRead moves the user's read marker of a room forward to seq (a lower seq changes
 // nothing). The session counts it at once (EventRead, EventUnread) and tells the server with
 // a read frame, at most one per room per second, carrying the highest seq asked for by then;
-// a marker not yet confirmed by the server's read frame is sent again on a new socket.
+// a marker not yet confirmed by the server's read frame is sent again on a new socket. The
+// frame waits until the room is joined.
 func (s *Session) MarkRead(room string, seq uint64) {
 	if seq == 0 || !proto.ValidRoomName(room) {
 		return
