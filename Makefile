@@ -33,7 +33,7 @@ vet: ## go vet, native and for the browser build
 
 # The browser tests run inside go test: they need the wasm built first, and Chromium.
 test-go:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 bench: build ## the benchmark suite: prints a table and records it in BENCHMARKS.md
 	./bin/kaiwa bench -o BENCHMARKS.md
