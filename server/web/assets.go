@@ -115,11 +115,13 @@ func compressible(name string, raw []byte) bool {
 	return false
 }
 
-// compressForms returns the brotli and gzip forms of raw, at the best compression of each; a
-// form that is not smaller than raw is left out (nil).
+// compressForms returns the brotli and gzip forms of raw; a form that is not smaller than raw
+// is left out (nil). Brotli runs at its default level, not its best: the best took the server
+// about a second to start (several under the race detector) for a few per cent of a hundred
+// kilobytes, while the large app.wasm is compressed at the best level by the build.
 func compressForms(raw []byte) (br, gz []byte) {
 	var b, g bytes.Buffer
-	bw := brotli.NewWriterLevel(&b, brotli.BestCompression)
+	bw := brotli.NewWriterLevel(&b, brotli.DefaultCompression)
 	gw, _ := gzip.NewWriterLevel(&g, gzip.BestCompression) // the level is valid
 	// Writes to a bytes.Buffer do not fail.
 	bw.Write(raw)
