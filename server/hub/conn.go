@@ -237,13 +237,8 @@ func (c *conn) handle(f *proto.Frame) {
 			c.sendError(proto.CodeNotJoined, "Join the room before sending to it.", f.ID)
 			return
 		}
-		text, code := proto.NormalizeText(f.Text)
-		switch code {
-		case proto.CodeEmptyText:
-			c.sendError(code, "The message is empty.", f.ID)
-			return
-		case proto.CodeTextTooLong:
-			c.sendError(code, "A message has at most 4000 characters.", f.ID)
+		text, ok := c.text(f)
+		if !ok {
 			return
 		}
 		c.badRuns = 0
@@ -263,13 +258,8 @@ func (c *conn) handle(f *proto.Frame) {
 		kind, text := proto.KindDelete, ""
 		if f.Type == proto.TypeEdit {
 			kind = proto.KindEdit
-			var code string
-			switch text, code = proto.NormalizeText(f.Text); code {
-			case proto.CodeEmptyText:
-				c.sendError(code, "The message is empty.", f.ID)
-				return
-			case proto.CodeTextTooLong:
-				c.sendError(code, "A message has at most 4000 characters.", f.ID)
+			var ok bool
+			if text, ok = c.text(f); !ok {
 				return
 			}
 		}
@@ -380,4 +370,18 @@ func (c *conn) progress() (wrote, busy bool) {
 	written := c.written.Load()
 	wrote, c.writtenAtPing = written != c.writtenAtPing, written
 	return wrote, c.out.busy()
+}
+
+// text returns the frame's text normalised, or answers the frame with the text's error.
+func (c *conn) text(f *proto.Frame) (string, bool) {
+	text, code := proto.NormalizeText(f.Text)
+	switch code {
+	case proto.CodeEmptyText:
+		c.sendError(code, "The message is empty.", f.ID)
+		return "", false
+	case proto.CodeTextTooLong:
+		c.sendError(code, "A message has at most 4000 characters.", f.ID)
+		return "", false
+	}
+	return text, true
 }
