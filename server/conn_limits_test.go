@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,20 +136,8 @@ func TestSlowRequestBody(t *testing.T) {
 // with client; -1 when it is not there.
 func refusedPerIP(t *testing.T, client *http.Client, base string) int {
 	t.Helper()
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `kaiwa_tcp_connections_refused_total{cap="per_ip"} `); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(n)
-		}
+	if n, ok := servertest.Metrics(t, client, base)[`kaiwa_tcp_connections_refused_total{cap="per_ip"}`]; ok {
+		return int(n)
 	}
 	return -1
 }

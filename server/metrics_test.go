@@ -1,48 +1,24 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"kaiwa/server"
+	"kaiwa/server/servertest"
 	"kaiwa/shared/client"
 	"kaiwa/shared/proto"
 )
 
-// scrape reads /metrics and returns every sample by its series as written
-// (`name` or `name{label="v"}`).
+// scrape reads /metrics and returns every sample by its series.
 func scrape(t *testing.T, baseURL string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(baseURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	samples := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("/metrics line %q: %v", line, err)
-		}
-		samples[line[:i]] = v
-	}
-	return samples
+	return servertest.Metrics(t, nil, baseURL)
 }
 
 // waitMetric scrapes until series has the value want, for up to 5 s: some counts land just

@@ -3,9 +3,13 @@
 package servertest
 
 import (
+	"bufio"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 
 	"kaiwa/server"
@@ -48,4 +52,40 @@ func Start(tb testing.TB, cfg server.Config, log *slog.Logger) *Server {
 		ts.Close()
 	})
 	return &Server{Server: ts, Store: st, Kaiwa: srv}
+}
+
+// Metrics reads base's /metrics with client (nil: http.DefaultClient) and returns every sample
+// by its series as written (`name` or `name{label="v"}`). It fails tb on anything but a 200
+// in Prometheus' text format.
+func Metrics(tb testing.TB, client *http.Client, base string) map[string]float64 {
+	tb.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		tb.Fatalf("/metrics: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	samples := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			tb.Fatalf("/metrics line %q: %v", line, err)
+		}
+		samples[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatalf("/metrics: %v", err)
+	}
+	return samples
 }

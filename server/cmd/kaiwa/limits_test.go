@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -16,6 +15,7 @@ import (
 
 	"kaiwa/server"
 	"kaiwa/server/connlimit"
+	"kaiwa/server/servertest"
 )
 
 // TestServeHealthzUnderSlowBodyFlood: `kaiwa serve` allowed 512 open files; one address opens
@@ -80,20 +80,8 @@ func TestServeHealthzUnderSlowBodyFlood(t *testing.T) {
 // /metrics, asked with client; -1 when it is not there.
 func refused(t *testing.T, client *http.Client, base, capName string) int {
 	t.Helper()
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `kaiwa_tcp_connections_refused_total{cap="`+capName+`"} `); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(n)
-		}
+	if n, ok := servertest.Metrics(t, client, base)[`kaiwa_tcp_connections_refused_total{cap="`+capName+`"}`]; ok {
+		return int(n)
 	}
 	return -1
 }

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +25,7 @@ import (
 
 	"kaiwa/server"
 	"kaiwa/server/auth"
+	"kaiwa/server/servertest"
 	"kaiwa/server/store"
 	"kaiwa/shared/client"
 )
@@ -372,23 +372,11 @@ func TestServe(t *testing.T) {
 // gomaxprocs reads the server's GOMAXPROCS from its /metrics.
 func gomaxprocs(t *testing.T, base string) int {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	n, ok := servertest.Metrics(t, nil, base)["go_sched_gomaxprocs_threads"]
+	if !ok {
+		t.Fatal("/metrics has no go_sched_gomaxprocs_threads")
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for line := range strings.Lines(string(body)) {
-		if v, ok := strings.CutPrefix(line, "go_sched_gomaxprocs_threads "); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				t.Fatalf("go_sched_gomaxprocs_threads %q", v)
-			}
-			return n
-		}
-	}
-	t.Fatal("/metrics has no go_sched_gomaxprocs_threads")
-	return 0
+	return int(n)
 }
 
 // waitForLog reads log lines until one has the message msg, and returns it.
