@@ -64,7 +64,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	met := metrics.New()
 	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, UserConnLimit: cfg.UserConnLimit, Metrics: met}, st, a, log)
 	a.OnRevoke = h.Revoke
-	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met}
+	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met,
+		OnMembership: h.MembershipChanged}
 	if !cfg.RateLimitsOff {
 		apiCfg.Registrations, apiCfg.RoomCreations = api.NewAbuseLimiter(nil), api.NewAbuseLimiter(nil)
 	}

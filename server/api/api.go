@@ -30,6 +30,10 @@ type Config struct {
 	// Registrations limits sign-ups per client IP, RoomCreations room creations per user
 	// (NewAbuseLimiter); nil means no limit.
 	Registrations, RoomCreations *auth.Limiter
+	// OnMembership, when set, is called after users (by id) became or stopped being members of
+	// a room, or the member list of a room they are in changed, so that their open sockets can
+	// be told (§7 room frames). It must not block.
+	OnMembership func(room string, userIDs ...string)
 }
 
 // The abuse limits of registrations and room creations: AbuseBurst at once, then one every
@@ -76,7 +80,12 @@ func (a *API) Register(mux *http.ServeMux) {
 		{"GET", "/api/me", a.bearer(a.me)},
 		{"GET", "/api/rooms", a.bearer(a.rooms)},
 		{"POST", "/api/rooms", a.bearer(a.createRoom)},
+		{"GET", "/api/rooms/{room}", a.bearer(a.room)},
 		{"GET", "/api/rooms/{room}/messages", a.bearer(a.messages)},
+		{"POST", "/api/rooms/{room}/members", a.bearer(a.addMember)},
+		{"DELETE", "/api/rooms/{room}/members/{user}", a.bearer(a.removeMember)},
+		{"POST", "/api/dms", a.bearer(a.dm)},
+		{"GET", "/api/users", a.bearer(a.users)},
 		{"GET", "/api/admin/backup", a.bearer(a.admin(a.backup))},
 		{"POST", "/api/admin/users/{user}/disable", a.bearer(a.admin(a.setDisabled(true)))},
 		{"POST", "/api/admin/users/{user}/enable", a.bearer(a.admin(a.setDisabled(false)))},
@@ -259,58 +268,6 @@ func (a *API) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, proto.UserBody{User: auth.PublicUser(u)})
-}
-
-func (a *API) rooms(w http.ResponseWriter, r *http.Request) {
-	rooms, err := a.st.Rooms()
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, proto.RoomList{Rooms: rooms})
-}
-
-var errInvalidRoom = errorf(http.StatusBadRequest, proto.CodeInvalidRoom, "A room name has 1 to 64 of a-z, 0-9 and -.")
-
-func (a *API) createRoom(w http.ResponseWriter, r *http.Request) {
-	var req proto.CreateRoom
-	if err := decode(w, r, &req); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	if !proto.ValidRoomName(req.Name) {
-		a.writeError(w, r, errInvalidRoom)
-		return
-	}
-	if a.limited(w, r, a.cfg.RoomCreations, claimsOf(r).Subject) {
-		return
-	}
-	room, err := a.st.CreateRoom(req.Name)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	a.log.Info("room_created", slog.String("room", room.Name), slog.String("user", claimsOf(r).Name))
-	writeJSON(w, http.StatusCreated, proto.RoomBody{Room: room})
-}
-
-func (a *API) messages(w http.ResponseWriter, r *http.Request) {
-	room := r.PathValue("room")
-	if !proto.ValidRoomName(room) {
-		a.writeError(w, r, errInvalidRoom)
-		return
-	}
-	before, after, limit, err := pageQuery(r)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	msgs, more, err := a.st.Page(room, before, after, limit)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, proto.MessagePage{Messages: msgs, HasMore: more})
 }
 
 // pageQuery reads before, after and limit. Both cursors, a cursor that is not a number, or a

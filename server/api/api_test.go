@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func TestResponseHeaders(t *testing.T) {
 		{"unauthorized", request{method: "GET", path: "/api/rooms"}, http.StatusUnauthorized},
 		{"bad request", request{method: "POST", path: "/api/auth/login", body: "{"}, http.StatusBadRequest},
 		{"unknown path", request{method: "GET", path: "/api/x"}, http.StatusNotFound},
-		{"unknown nested path", request{method: "POST", path: "/api/rooms/general/members"}, http.StatusNotFound},
+		{"unknown nested path", request{method: "POST", path: "/api/rooms/general/bogus"}, http.StatusNotFound},
 		{"wrong method on me", request{method: "POST", path: "/api/me"}, http.StatusMethodNotAllowed},
 		{"wrong method on login", request{method: "GET", path: "/api/auth/login"}, http.StatusMethodNotAllowed},
 		{"wrong method on rooms", request{method: "DELETE", path: "/api/rooms", token: tb.AccessToken}, http.StatusMethodNotAllowed},
@@ -174,11 +175,15 @@ func TestRooms(t *testing.T) {
 			t.Fatal(err)
 		}
 		var names []string
-		for _, r := range rooms {
+		for i, r := range rooms {
 			names = append(names, r.Name)
+			if i > 0 && (r.LastTS.After(rooms[i-1].LastTS) || r.LastTS.Equal(rooms[i-1].LastTS) && r.Name < rooms[i-1].Name) {
+				t.Errorf("%s listed after %s: want newest last_ts first, then by name", r.Name, rooms[i-1].Name)
+			}
 		}
+		slices.Sort(names)
 		if got := strings.Join(names, " "); got != "dev-talk general "+strings.Repeat("r", 64) {
-			t.Errorf("rooms %q, want dev-talk, general and the 64-character one, by name", got)
+			t.Errorf("rooms %q, want dev-talk, general and the 64-character one", got)
 		}
 	})
 	t.Run("messages of an unknown room", func(t *testing.T) {

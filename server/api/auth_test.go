@@ -24,7 +24,7 @@ import (
 
 // newAPIServer serves the API alone over a new database, with the auth clock and throttle
 // settings given: for what server.New does not let a test control.
-func newAPIServer(t *testing.T, now func() time.Time, throttle auth.ThrottleConfig) *testServer {
+func newAPIServer(t *testing.T, now func() time.Time, throttle auth.ThrottleConfig, opts ...func(*api.Config)) *testServer {
 	t.Helper()
 	st := openStore(t)
 	a, err := auth.New(st, auth.Config{Now: now})
@@ -36,6 +36,9 @@ func newAPIServer(t *testing.T, now func() time.Time, throttle auth.ThrottleConf
 	a.OnRevoke = h.Revoke
 	mux := http.NewServeMux()
 	cfg := api.Config{Registration: true, SecureCookies: "auto", Hub: h, Registrations: api.NewAbuseLimiter(now), RoomCreations: api.NewAbuseLimiter(now)}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
 	api.New(cfg, st, a, auth.NewThrottle(throttle, now), log).Register(mux)
 	ts := httptest.NewServer(mux)
 	t.Cleanup(func() {

@@ -65,6 +65,8 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = errorf(http.StatusConflict, proto.CodeRoomExists, "A room with that name exists.")
 	case errors.Is(err, store.ErrNotFound):
 		e = errNotFound
+	case errors.Is(err, store.ErrForbidden):
+		e = errorf(http.StatusForbidden, proto.CodeForbidden, "That membership change is not allowed.")
 	default:
 		a.log.Error("api_error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
 		e = errorf(http.StatusInternalServerError, proto.CodeInternal, "Something went wrong on the server.")

@@ -32,6 +32,10 @@ const (
 	// and keep a close frame from being written in time (a blocked write wakes only when a third
 	// of the buffer is free).
 	sendBuffer = 128 << 10
+	// A read frame costs a write transaction: a client sends one a second at most per room it
+	// shows, and one per room it has at once when a session opens.
+	readRate  = 10
+	readBurst = 200
 )
 
 // websocketInternalError is the close code for a failure on Kaiwa's side.
@@ -63,6 +67,7 @@ type conn struct {
 	joined  map[string]*room
 	sends   *rate.Limiter
 	joins   *rate.Limiter
+	reads   *rate.Limiter
 	badRuns int
 }
 
@@ -76,6 +81,7 @@ func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
 		h: h, ws: ws, raw: raw, ctx: ctx, cancel: cancel,
 		joined: map[string]*room{}, sends: rate.NewLimiter(proto.SendRate, proto.SendBurst),
 		joins: rate.NewLimiter(proto.JoinRate, proto.JoinBurst),
+		reads: rate.NewLimiter(readRate, readBurst),
 	}
 	c.out = newOutbox(c.writeLoop)
 	return c
@@ -149,7 +155,7 @@ func (c *conn) bad(code, message, ref string) {
 }
 
 func (c *conn) handle(f *proto.Frame) {
-	if f.Type == proto.TypeSend && !c.sends.Allow() {
+	if (f.Type == proto.TypeSend || f.Type == proto.TypeEdit || f.Type == proto.TypeDelete) && !c.sends.Allow() {
 		c.sendError(proto.CodeRateLimited, "Too many messages: slow down.", f.ID)
 		return
 	}
@@ -157,8 +163,12 @@ func (c *conn) handle(f *proto.Frame) {
 		c.sendError(proto.CodeRateLimited, "Too many joins and leaves: slow down.", "")
 		return
 	}
+	if f.Type == proto.TypeRead && !c.reads.Allow() {
+		c.sendError(proto.CodeRateLimited, "Too many read markers: slow down.", "")
+		return
+	}
 	switch f.Type {
-	case proto.TypeJoin, proto.TypeLeave, proto.TypeSend, proto.TypeTyping:
+	case proto.TypeJoin, proto.TypeLeave, proto.TypeSend, proto.TypeTyping, proto.TypeRead, proto.TypeEdit, proto.TypeDelete:
 	case "":
 		c.bad(proto.CodeBadFrame, "A frame needs a type.", f.ID)
 		return
@@ -172,7 +182,20 @@ func (c *conn) handle(f *proto.Frame) {
 	}
 	switch f.Type {
 	case proto.TypeJoin:
-		rm, err := c.h.join(c, f.Room, f.After)
+		// A private or dm room exists only for its members: to anyone else, it answers as a
+		// room never created.
+		kind, err := c.h.st.CanRead(c.user.ID, f.Room)
+		var rm *room
+		if err == nil {
+			rm, err = c.h.join(c, f.Room, f.After)
+		}
+		if err == nil && kind != proto.RoomPublic {
+			// Removed between the check and the join? The removal's eviction may have passed
+			// before the join: check again now that the socket is a member.
+			if _, err = c.h.st.CanRead(c.user.ID, f.Room); err != nil {
+				c.h.evict(f.Room, []*conn{c})
+			}
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			c.bad(proto.CodeInvalidRoom, "There is no room with that name.", "")
 			return
@@ -201,9 +224,7 @@ func (c *conn) handle(f *proto.Frame) {
 		}
 	case proto.TypeTyping:
 		c.badRuns = 0
-		if rm := c.joined[f.Room]; rm != nil && !rm.dead.Load() {
-			rm.typing(c, time.Now())
-		} else {
+		if rm := c.joined[f.Room]; rm == nil || rm.dead.Load() || !rm.typing(c, time.Now()) {
 			c.sendError(proto.CodeNotJoined, "You are not in that room.", "")
 		}
 	case proto.TypeSend:
@@ -227,6 +248,48 @@ func (c *conn) handle(f *proto.Frame) {
 		}
 		c.badRuns = 0
 		c.h.enqueue(c, store.AppendRequest{Room: f.Room, UserID: c.user.ID, From: c.user.Name, ClientID: f.ID, Text: text})
+	case proto.TypeEdit, proto.TypeDelete:
+		// Answered like a send; the store checks the target and the right to change it in the
+		// commit's transaction, where it reads the target anyway.
+		if !proto.ValidClientID(f.ID) {
+			c.bad(proto.CodeBadFrame, "An edit or deletion needs an id of 1 to 64 characters.", "")
+			return
+		}
+		if rm := c.joined[f.Room]; rm == nil || rm.dead.Load() {
+			delete(c.joined, f.Room)
+			c.sendError(proto.CodeNotJoined, "Join the room before changing its messages.", f.ID)
+			return
+		}
+		kind, text := proto.KindDelete, ""
+		if f.Type == proto.TypeEdit {
+			kind = proto.KindEdit
+			var code string
+			switch text, code = proto.NormalizeText(f.Text); code {
+			case proto.CodeEmptyText:
+				c.sendError(code, "The message is empty.", f.ID)
+				return
+			case proto.CodeTextTooLong:
+				c.sendError(code, "A message has at most 4000 characters.", f.ID)
+				return
+			}
+		}
+		c.badRuns = 0
+		c.h.enqueue(c, store.AppendRequest{Room: f.Room, UserID: c.user.ID, From: c.user.Name, ClientID: f.ID, Text: text,
+			Kind: kind, Target: f.Target})
+	case proto.TypeRead:
+		err := c.h.markRead(c, f.Room, f.Seq)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			c.bad(proto.CodeInvalidRoom, "There is no room with that name.", "")
+		case errors.Is(err, store.ErrNotMember):
+			c.badRuns = 0
+			c.sendError(proto.CodeNotJoined, "Only a member of a room has a read marker in it.", "")
+		case err != nil:
+			c.h.log.Error("read_marker_failed", "room", f.Room, "err", err)
+			c.sendError(proto.CodeUnavailable, "The read marker could not be stored; retry later.", "")
+		default:
+			c.badRuns = 0
+		}
 	}
 }
 

@@ -69,6 +69,7 @@ type Hub struct {
 	closing  bool
 	rooms    map[string]*room
 	sessions map[string]map[*conn]struct{} // session id → its sockets
+	byUser   map[string]map[*conn]struct{} // user id → their sockets, all sessions
 	ips      map[string]int                // client IP → open sockets
 	users    map[string]int                // user id → open sockets
 }
@@ -91,7 +92,7 @@ func New(cfg Config, st *store.Store, a *auth.Auth, log *slog.Logger) *Hub {
 		cfg: cfg, st: st, auth: a, log: log, broker: cfg.Broker, met: cfg.Metrics,
 		appends: make(chan appendReq, appendBatchMax), stop: make(chan struct{}), committed: make(chan struct{}),
 		rooms: map[string]*room{}, sessions: map[string]map[*conn]struct{}{}, ips: map[string]int{},
-		users: map[string]int{},
+		users: map[string]int{}, byUser: map[string]map[*conn]struct{}{},
 	}
 	go h.commit()
 	return h
@@ -284,6 +285,10 @@ func (h *Hub) track(c *conn) bool {
 		h.sessions[c.sid] = map[*conn]struct{}{}
 	}
 	h.sessions[c.sid][c] = struct{}{}
+	if h.byUser[c.user.ID] == nil {
+		h.byUser[c.user.ID] = map[*conn]struct{}{}
+	}
+	h.byUser[c.user.ID][c] = struct{}{}
 	h.met.Connections.Inc()
 	return true
 }
@@ -296,6 +301,21 @@ func (h *Hub) untrack(c *conn) {
 	if len(h.sessions[c.sid]) == 0 {
 		delete(h.sessions, c.sid)
 	}
+	delete(h.byUser[c.user.ID], c)
+	if len(h.byUser[c.user.ID]) == 0 {
+		delete(h.byUser, c.user.ID)
+	}
+}
+
+// userConns returns the open sockets of a user, all sessions.
+func (h *Hub) userConns(userID string) []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	conns := make([]*conn, 0, len(h.byUser[userID]))
+	for c := range h.byUser[userID] {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // room returns the live state of a stored room, loading it if need be, or store.ErrNotFound.
@@ -438,7 +458,8 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 	for i, a := range batch {
 		res := results[i]
 		if res.Err != nil {
-			a.c.sendError(proto.CodeInvalidRoom, "That room no longer exists.", a.req.ClientID)
+			code, message := refusal(res.Err)
+			a.c.sendError(code, message, a.req.ClientID)
 			continue
 		}
 		a.c.send(encode(proto.Ack{Type: proto.TypeAck, Room: res.Msg.Room, ID: res.Msg.ID, Seq: res.Msg.Seq}))
@@ -449,6 +470,19 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 		msg := res.Msg
 		msg.Type = proto.TypeMessage
 		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg)})
+		// The store moved the sender's marker to the message: their other sockets learn it as
+		// from a read frame; the sending one has its ack.
+		if others := h.userConns(a.req.UserID); len(others) > 1 {
+			frame := encode(proto.Read{Type: proto.TypeRead, Room: msg.Room, Seq: res.Read})
+			for _, c := range others {
+				if c != a.c {
+					c.send(frame)
+				}
+			}
+		}
+		if res.Joined {
+			go h.MembershipChanged(msg.Room, a.req.UserID)
+		}
 	}
 	h.met.ObserveCommit(took, stored)
 }

@@ -195,17 +195,23 @@ func (r *room) leave(c *conn) (left, empty bool) {
 	return true, len(r.members) == 0
 }
 
-// typing relays that c's user is typing, at most once per proto.TypingEvery.
-func (r *room) typing(c *conn, now time.Time) {
+// typing relays that c's user is typing, at most once per proto.TypingEvery, and reports
+// false if c is not a member (it was removed from a private room).
+func (r *room) typing(c *conn, now time.Time) bool {
 	r.mu.Lock()
-	if r.members[c] == nil || now.Sub(r.typingAt[c.user.Name]) < proto.TypingEvery {
+	if r.members[c] == nil {
 		r.mu.Unlock()
-		return
+		return false
+	}
+	if now.Sub(r.typingAt[c.user.Name]) < proto.TypingEvery {
+		r.mu.Unlock()
+		return true
 	}
 	r.typingAt[c.user.Name] = now
 	r.mu.Unlock()
 	frame := encode(proto.Typing{Type: proto.TypeTyping, Room: r.name, User: c.user.Name})
 	r.h.broker.Publish(r.name, Event{Kind: EventTyping, User: c.user.Name, Frame: frame})
+	return true
 }
 
 // changed notes that the room's users changed: every member gets the new list now if none was

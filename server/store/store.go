@@ -42,6 +42,16 @@ var (
 	keySchema       = []byte("schema")
 	keySigningKey   = []byte("signing_key")
 	keyRoomInfo     = []byte("info")
+
+	// Schema 2 (§7, conversations).
+	bucketMembers     = []byte("members")     // in a room: user id → read marker + name
+	bucketEdits       = []byte("edits")       // in a room: seq of an edit or deletion → running count of them
+	bucketApplied     = []byte("applied")     // in a room: seq of a message → JSON applied (its latest edit or deletion)
+	bucketMemberships = []byte("memberships") // user id + 0 + room → nil
+	bucketMentions    = []byte("mentions")    // user id + 0 + room + 0 + seq → nil
+	bucketPublic      = []byte("public")      // name of a public room → nil
+	keyLastTS         = []byte("last_ts")     // in a room: unix ms of the newest message, or of its creation
+	keyDMKey          = []byte("dm_key")      // in meta: HMAC key that names dm rooms
 )
 
 // Store is an open Kaiwa database.
@@ -126,6 +136,7 @@ func (s *Store) RotateSigningKey() ([]byte, error) {
 // one that has shipped.
 var migrations = []func(tx *bolt.Tx) error{
 	initialize,
+	conversations,
 }
 
 func (s *Store) migrate() error {
@@ -150,7 +161,7 @@ func (s *Store) migrate() error {
 	})
 }
 
-// initialize creates the buckets, the signing key and the default room.
+// initialize creates the buckets, the signing key and the default room, as schema 1 had them.
 func initialize(tx *bolt.Tx) error {
 	for _, name := range [][]byte{bucketUsers, bucketUsernames, bucketSessions, bucketRooms} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -164,8 +175,16 @@ func initialize(tx *bolt.Tx) error {
 	if err := tx.Bucket(bucketMeta).Put(keySigningKey, key); err != nil {
 		return err
 	}
-	_, err := createRoom(tx, DefaultRoom, time.Now())
-	return err
+	rb, err := tx.Bucket(bucketRooms).CreateBucket([]byte(DefaultRoom))
+	if err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketMsgs, bucketIDs} {
+		if _, err := rb.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	return putJSON(rb, keyRoomInfo, roomInfo{Name: DefaultRoom, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)})
 }
 
 // Check verifies the consistency of the whole file and returns the first problem found, wrapping

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"kaiwa/shared/proto"
 )
 
 // User is an account. PasswordHash is an encoded argon2id hash.
@@ -25,6 +28,7 @@ type User struct {
 var ErrDisabled = errors.New("user disabled")
 
 // CreateUser stores a new user named name (already normalised) and returns it with its id.
+// The user is a member of general from then on, the read marker at its last seq.
 // ErrUsernameTaken if the name is in use.
 func (s *Store) CreateUser(name, passwordHash string, admin bool) (User, error) {
 	u := User{Name: name, Admin: admin, PasswordHash: passwordHash, CreatedAt: time.Now().UTC()}
@@ -42,7 +46,13 @@ func (s *Store) CreateUser(name, passwordHash string, admin bool) (User, error) 
 		if err := names.Put([]byte(name), []byte(u.ID)); err != nil {
 			return err
 		}
-		return putJSON(users, []byte(u.ID), u)
+		if err := putJSON(users, []byte(u.ID), u); err != nil {
+			return err
+		}
+		if general := tx.Bucket(bucketRooms).Bucket([]byte(DefaultRoom)); general != nil {
+			return putMember(tx, general, DefaultRoom, u.ID, u.Name, general.Bucket(bucketMsgs).Sequence())
+		}
+		return nil
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("store: create user: %w", err)
@@ -122,6 +132,22 @@ func (s *Store) SetUserDisabled(id string, disabled bool) ([]string, error) {
 		return nil, fmt.Errorf("store: disable user %s: %w", id, err)
 	}
 	return ids, nil
+}
+
+// UsersByPrefix lists up to limit users whose names start with prefix, by name.
+func (s *Store) UsersByPrefix(prefix string, limit int) ([]proto.UserName, error) {
+	users := []proto.UserName{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsernames).Cursor()
+		for k, v := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)) && len(users) < limit; k, v = c.Next() {
+			users = append(users, proto.UserName{ID: string(v), Name: string(k)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: users by prefix: %w", err)
+	}
+	return users, nil
 }
 
 func putJSON(b *bolt.Bucket, key []byte, v any) error {

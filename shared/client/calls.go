@@ -49,11 +49,15 @@ func (s *Session) Me(ctx context.Context) (proto.User, error) {
 	return ub.User, err
 }
 
-// Rooms lists the rooms.
+// Rooms lists the rooms: the user's and every public one. The answer also refreshes the
+// session's room list and unread counts (RoomList, Unread).
 func (s *Session) Rooms(ctx context.Context) ([]proto.Room, error) {
 	var rl proto.RoomList
-	err := s.Call(ctx, "GET", "/api/rooms", nil, &rl)
-	return rl.Rooms, err
+	if err := s.Call(ctx, "GET", "/api/rooms", nil, &rl); err != nil {
+		return nil, err
+	}
+	s.seed(rl.Rooms...)
+	return rl.Rooms, nil
 }
 
 // CreateRoom creates a room. A name that is not a valid room name fails without asking the
@@ -63,8 +67,11 @@ func (s *Session) CreateRoom(ctx context.Context, name string) (proto.Room, erro
 		return proto.Room{}, err
 	}
 	var rb proto.RoomBody
-	err := s.Call(ctx, "POST", "/api/rooms", proto.CreateRoom{Name: name}, &rb)
-	return rb.Room, err
+	if err := s.Call(ctx, "POST", "/api/rooms", proto.CreateRoom{Name: name}, &rb); err != nil {
+		return proto.Room{}, err
+	}
+	s.seed(rb.Room)
+	return rb.Room, nil
 }
 
 // Messages reads a page of a room's history (see PageQuery).

@@ -45,6 +45,41 @@
 // stays so until [Session.Retry] or [Session.Discard]. Texts and room names the server would
 // refuse, by the rules in kaiwa/shared/proto, fail at once.
 //
+// # Rooms, read markers and unread counts
+//
+// With [Options.MemberRooms] the session lists the user's rooms once its first socket is open,
+// and again after every reconnect, and joins every room the user is a member of, so that the
+// room list and the badges stay live. [Session.RoomList] is the room list as the session knows
+// it (every room object the server gave it, kept live by messages, read markers and room
+// frames); [Session.Unread] and [Session.UnreadTotal] are the counts. All three copy under a
+// lock and never wait. A room frame (the user became or stopped being a member of a room, or
+// its members changed) is reported as [EventRoom]; the session joins a room the user became
+// a member of, and leaves and forgets one the user no longer is (a private or dm room then
+// leaves RoomList; a public one stays, as not a member).
+//
+// The counts are exact, not estimated from what a page shows. A room object from the server
+// counts what lies up to its last_seq; above it the session counts the messages it receives
+// itself, which are all of them, once each, in order: plain messages from other users above the
+// read marker are unread, those that mention the user are mentions, edits and deletions count
+// as nothing, and a message of the user's own moves the marker to it (the server does the same).
+// Where that cannot be exact (a message arrives after a gap in seqs; the marker moves to
+// somewhere below the object's last_seq, which leaves unknown how many of its counted messages
+// remain above it) the session fetches the room object again (GET /api/rooms/{room}).
+//
+// [Session.MarkRead] moves the marker forward at once in the session ([EventRead],
+// [EventUnread]) and tells the server with a read frame, at most one per room per second,
+// coalesced to the highest seq. The server sends the new marker to every socket of the user;
+// any session of the user that receives it moves its marker and clears its counts likewise.
+//
+// # Edits and deletions
+//
+// [Session.Edit] and [Session.Delete] go through the outbox as sends do: idempotent by id,
+// resent until acked, failed on not_allowed or invalid_target. The session holds no list of
+// messages: an edit or deletion reaches subscribers as an [EventMessage] of its own seq with
+// Message.Kind (proto.KindEdit, proto.KindDelete) and Message.Target set, once, in order, and
+// the app applies it to the message it shows or caches. History pages ([Session.Messages])
+// come with edits and deletions already applied to their targets.
+//
 // # Connection state and liveness
 //
 // The state is connected, reconnecting or offline ([Session.State], [EventState]). Every

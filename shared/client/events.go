@@ -13,7 +13,7 @@ type EventKind int
 
 // Kinds of events. The comment of each says which fields of Event it sets.
 const (
-	EventMessage       EventKind = iota + 1 // Room, Message: a new message, each seq once, in order
+	EventMessage       EventKind = iota + 1 // Room, Message: a new message, each seq once, in order; an edit or deletion when Message.Kind is set (apply it to Message.Target)
 	EventAck                                // Room, ID, Seq: a send of ours is durable
 	EventPresence                           // Room, Online
 	EventTyping                             // Room, User
@@ -25,6 +25,9 @@ const (
 	EventJoinRefused                        // Room, Code, Text: the server refused to join the room; the session no longer asks for it
 	EventOutbox                             // ID, Code, Outbox: the outbox changed (queued, acked, failed, retried, discarded); persist Outbox
 	EventFrame                              // Text (the frame's type), Room (when a string), Raw: a frame the session does not handle itself, from the socket in use
+	EventRead                               // Room, Seq: the user's read marker of the room moved forward (MarkRead, a read frame from any device, a message of the user's own)
+	EventUnread                             // Room, Unread, Mentions, Seq (the read marker): the room's counts or marker changed (see Session.Unread)
+	EventRoom                               // Room, RoomInfo: RoomList changed: a room appeared in it, or the user became or stopped being a member, or its members changed (a room frame, a listing)
 )
 
 // Event is something that happened in a session.
@@ -41,8 +44,12 @@ type Event struct {
 	State   State
 	Token   proto.TokenBody
 	Outbox  []Pending // EventOutbox: the whole outbox after the change, oldest first
+	// Unread and Mentions are a room's counts, for EventUnread.
+	Unread, Mentions int
+	// RoomInfo is the room object as the user now sees it, for EventRoom.
+	RoomInfo proto.Room
 	// Raw is the frame as received, for EventMessage and EventFrame: fields of the protocol
-	// this package does not decode (edits, mentions, read markers, room changes) are there.
+	// this package does not decode are there.
 	Raw json.RawMessage
 }
 

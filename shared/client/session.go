@@ -28,9 +28,14 @@ const (
 	StateOffline      State = "offline"
 )
 
-// Pending is a send in the outbox: waiting for its ack, or failed.
+// Pending is a send in the outbox (a message, an edit or a deletion): waiting for its ack, or
+// failed.
 type Pending struct {
 	Room, ID, Text string
+	// Kind is "" for a message, proto.KindEdit or proto.KindDelete for an edit or deletion of
+	// the message at Target.
+	Kind   string `json:",omitempty"`
+	Target uint64 `json:",omitempty"`
 	// Failed is set when the server refused the send for good (or the client knew it would):
 	// it is no longer sent until Retry. Code is the refusal's error code, such as
 	// "text_too_long", "invalid_room" or "not_joined".
@@ -50,6 +55,13 @@ type Options struct {
 	// Outbox holds sends kept from an earlier session (see EventOutbox), oldest first. Pending
 	// ones are sent again once their room is joined; failed ones wait for Retry or Discard.
 	Outbox []Pending
+	// MemberRooms, when set, makes the session list the user's rooms once its first socket
+	// is open, and again after every reconnect (room frames may have been missed meanwhile):
+	// the answer seeds RoomList and the unread counts, and every room the user is a member of
+	// is joined, from its last_seq on when it is not one of Rooms. The server's join burst
+	// (proto.JoinBurst) takes that many joins at once; the session joins the rest as the
+	// server's rate allows.
+	MemberRooms bool
 	// Events, when set, receives every event as the channel of Events does. The session never
 	// waits for it; events queue in memory until it is read.
 	Events chan Event
@@ -96,6 +108,7 @@ type Session struct {
 	token   proto.TokenBody
 	tokenAt time.Time // when token was received (monotonic clock)
 	flight  *refreshFlight
+	counts  map[string]*roomCount // room list and unread counts (rooms.go)
 	outbox  []*pending
 	state   State
 	subs    []*Subscription
@@ -116,6 +129,8 @@ type Session struct {
 	dialToken     string // the token of the socket being dialled or last dialled
 	limiter       *rate.Limiter
 	typedAt       map[string]time.Time
+	marks         map[string]*readMark // read markers not yet confirmed by the server
+	listing       bool                 // the room list is being fetched (MemberRooms)
 	inbox         chan sockEvent
 	refreshTimer  *time.Timer
 	retryTimer    *time.Timer
@@ -150,6 +165,7 @@ func NewSession(api *API, opts Options) *Session {
 	s := &Session{
 		api: api, opts: opts, wake: make(chan struct{}, 1),
 		rooms: map[string]*roomState{}, inbox: make(chan sockEvent, 64), typedAt: map[string]time.Time{},
+		marks: map[string]*readMark{}, counts: map[string]*roomCount{},
 		// Stay under the server's send rate, so that a draining outbox is not refused.
 		limiter: rate.NewLimiter(rate.Limit(proto.SendRate)*3/4, proto.SendBurst*3/4),
 		state:   StateReconnecting,
@@ -264,16 +280,17 @@ func (s *Session) JoinAfter(room string, after uint64) {
 }
 
 // Leave stops a room's messages.
-func (s *Session) Leave(room string) {
-	s.do(func() {
-		delete(s.rooms, room)
-		for _, sk := range s.sockets() {
-			if sk.joined[room] || slices.Contains(sk.joins, room) {
-				delete(sk.joined, room)
-				s.write(sk, proto.Leave{Type: proto.TypeLeave, Room: room})
-			}
+func (s *Session) Leave(room string) { s.do(func() { s.leave(room) }) }
+
+func (s *Session) leave(room string) {
+	delete(s.rooms, room)
+	delete(s.marks, room)
+	for _, sk := range s.sockets() {
+		if sk.joined[room] || slices.Contains(sk.joins, room) {
+			delete(sk.joined, room)
+			s.write(sk, proto.Leave{Type: proto.TypeLeave, Room: room})
 		}
-	})
+	}
 }
 
 // Send queues text for a room, which must be joined, and returns its client id. It is sent as
@@ -288,19 +305,37 @@ func (s *Session) Send(room, text string) string {
 // SendWithID queues text under a given client id, such as one kept in storage from before a
 // reload. An id already in the outbox is ignored.
 func (s *Session) SendWithID(room, id, text string) {
+	s.enqueue(Pending{Room: room, ID: id, Text: text})
+}
+
+// Edit queues an edit of the user's message at seq target to text, and returns its client
+// id. It goes through the outbox like a send: sent once the room is joined, again until
+// acked (the server stores it once), failed on a refusal such as not_allowed (not the user's
+// message) or invalid_target (no such message, an edit or deletion itself, or deleted).
+func (s *Session) Edit(room string, target uint64, text string) string {
+	id := NewID()
+	s.enqueue(Pending{Room: room, ID: id, Text: text, Kind: proto.KindEdit, Target: target})
+	return id
+}
+
+// Delete queues the deletion of the message at seq target, and returns its client id. It
+// goes through the outbox like Edit.
+func (s *Session) Delete(room string, target uint64) string {
+	id := NewID()
+	s.enqueue(Pending{Room: room, ID: id, Kind: proto.KindDelete, Target: target})
+	return id
+}
+
+// enqueue adds p to the outbox, failed at once when the server would refuse it.
+func (s *Session) enqueue(p0 Pending) {
+	room, id := p0.Room, p0.ID
 	s.mu.Lock()
 	if slices.ContainsFunc(s.outbox, func(p *pending) bool { return p.ID == id }) {
 		s.mu.Unlock()
 		return
 	}
-	p := &pending{Pending: Pending{Room: room, ID: id, Text: text}}
-	_, code := proto.NormalizeText(text)
-	switch {
-	case !proto.ValidRoomName(room):
-		code = proto.CodeInvalidRoom
-	case !proto.ValidClientID(id):
-		code = proto.CodeBadFrame
-	}
+	p := &pending{Pending: p0}
+	code := refusal(p0)
 	p.Failed, p.Code = code != "", code
 	s.outbox = append(s.outbox, p)
 	if p.Failed { // as if the server had refused it
@@ -316,12 +351,35 @@ func (s *Session) SendWithID(room, id, text string) {
 	})
 }
 
+// refusal returns the error code the server would refuse p with, by the rules it shares
+// with the client, or "".
+func refusal(p Pending) string {
+	var code string
+	switch p.Kind {
+	case "", proto.KindEdit:
+		_, code = proto.NormalizeText(p.Text)
+	case proto.KindDelete:
+	default:
+		code = proto.CodeBadFrame
+	}
+	switch {
+	case !proto.ValidRoomName(p.Room):
+		code = proto.CodeInvalidRoom
+	case !proto.ValidClientID(p.ID):
+		code = proto.CodeBadFrame
+	case p.Kind != "" && p.Target == 0:
+		code = proto.CodeInvalidTarget
+	}
+	return code
+}
+
 // refusals are the sentences of the sends the session refuses itself.
 var refusals = map[string]string{
-	proto.CodeEmptyText:   "The message is empty.",
-	proto.CodeTextTooLong: fmt.Sprintf("A message has at most %d characters.", proto.TextMax),
-	proto.CodeInvalidRoom: fmt.Sprintf("A room name has 1 to %d of a-z, 0-9 and -.", proto.RoomNameMax),
-	proto.CodeBadFrame:    fmt.Sprintf("A send needs an id of 1 to %d characters.", proto.ClientIDMax),
+	proto.CodeEmptyText:     "The message is empty.",
+	proto.CodeTextTooLong:   fmt.Sprintf("A message has at most %d characters.", proto.TextMax),
+	proto.CodeInvalidRoom:   fmt.Sprintf("A room name has 1 to %d of a-z, 0-9 and -.", proto.RoomNameMax),
+	proto.CodeBadFrame:      fmt.Sprintf("A send needs an id of 1 to %d characters.", proto.ClientIDMax),
+	proto.CodeInvalidTarget: "There is no such message.",
 }
 
 // Retry puts a failed send back in the queue.
@@ -529,6 +587,10 @@ func (s *Session) sendJoin(sk *socket, room string) {
 // socket waiting only for that room take over.
 func (s *Session) joinRefused(room, code, text string) {
 	delete(s.rooms, room)
+	delete(s.marks, room)
+	s.mu.Lock()
+	delete(s.counts, room) // it does not exist for the user
+	s.mu.Unlock()
 	for _, sk := range s.sockets() {
 		delete(sk.joined, room)
 	}
@@ -655,6 +717,10 @@ func (s *Session) frame(sk *socket, fr *frame) {
 	case proto.TypeHello:
 		sk.ready, sk.helloAt = true, time.Now()
 		if sk == s.cur {
+			// The first socket, or one after a reconnect (a replacing socket says hello as next).
+			if s.opts.MemberRooms {
+				s.listRooms()
+			}
 			s.setState(StateConnected)
 			s.flush()
 		}
@@ -670,6 +736,14 @@ func (s *Session) frame(sk *socket, fr *frame) {
 		if !rs.known {
 			rs.lastSeq, rs.known = f.LastSeq, true
 		}
+		s.mu.Lock()
+		rc := s.roomCountLocked(f.Room)
+		ask := !rc.seeded && !rc.asked && !s.listing
+		rc.asked = rc.asked || ask
+		s.mu.Unlock()
+		if ask {
+			s.fetchRoom(f.Room) // once, for its unread counts
+		}
 		if sk == s.next && s.allJoined(sk) {
 			s.promote()
 		}
@@ -683,7 +757,14 @@ func (s *Session) frame(sk *socket, fr *frame) {
 			s.logf("room %s: seq %d after %d", f.Room, f.Seq, rs.lastSeq)
 		}
 		rs.lastSeq = f.Seq
-		s.emit(Event{Kind: EventMessage, Room: f.Room, Message: proto.Message{Room: f.Room, Seq: f.Seq, ID: f.ID, From: f.From, Text: f.Text, TS: f.TS}, Raw: fr.raw})
+		m := proto.Message{Room: f.Room, Seq: f.Seq, ID: f.ID, From: f.From, Text: f.Text, TS: f.TS, Kind: f.Kind, Target: f.Target, Mentions: f.Mentions}
+		s.emit(Event{Kind: EventMessage, Room: f.Room, Message: m, Raw: fr.raw})
+		s.mu.Lock()
+		missed := s.countLocked(&m)
+		s.mu.Unlock()
+		if missed {
+			s.fetchRoom(f.Room)
+		}
 	case proto.TypeAck:
 		sk.acked = true
 		s.attempts = 0
@@ -703,6 +784,12 @@ func (s *Session) frame(sk *socket, fr *frame) {
 	case proto.TypeTyping:
 		if sk == s.cur {
 			s.emit(Event{Kind: EventTyping, Room: f.Room, User: f.User.Name})
+		}
+	case proto.TypeRead:
+		s.readFrame(f.Room, f.Seq)
+	case proto.TypeRoom:
+		if f.RoomInfo != nil {
+			s.roomFrame(*f.RoomInfo)
 		}
 	case proto.TypeError:
 		if f.Ref != "" {
@@ -842,6 +929,7 @@ func (s *Session) flush() {
 	if sk == nil || !sk.ready {
 		return
 	}
+	s.flushReads()
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -853,7 +941,14 @@ func (s *Session) flush() {
 			return
 		}
 		p.sentOn = sk
-		s.write(sk, proto.Send{Type: proto.TypeSend, Room: p.Room, ID: p.ID, Text: p.Text})
+		switch p.Kind {
+		case proto.KindEdit:
+			s.write(sk, proto.Edit{Type: proto.TypeEdit, Room: p.Room, ID: p.ID, Target: p.Target, Text: p.Text})
+		case proto.KindDelete:
+			s.write(sk, proto.Delete{Type: proto.TypeDelete, Room: p.Room, ID: p.ID, Target: p.Target})
+		default:
+			s.write(sk, proto.Send{Type: proto.TypeSend, Room: p.Room, ID: p.ID, Text: p.Text})
+		}
 	}
 }
 

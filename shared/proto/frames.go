@@ -17,6 +17,16 @@ const (
 	TypeAck      = "ack"
 	TypePresence = "presence"
 	TypeError    = "error"
+	TypeRead     = "read"   // §7: a read marker, both ways
+	TypeRoom     = "room"   // §7: a room object changed for the user
+	TypeEdit     = "edit"   // §7: client asks to edit a message
+	TypeDelete   = "delete" // §7: client asks to delete a message
+)
+
+// Message kinds (§7): a plain message has none; edits and deletions name their target.
+const (
+	KindEdit   = "edit"
+	KindDelete = "delete"
 )
 
 // TypingEvery is the least time between two typing frames relayed for one user and room.
@@ -24,12 +34,14 @@ const TypingEvery = 2 * time.Second
 
 // Error codes carried by error frames.
 const (
-	CodeBadFrame    = "bad_frame"
-	CodeUnknownType = "unknown_type"
-	CodeNotJoined   = "not_joined"
-	CodeEmptyText   = "empty_text"
-	CodeTextTooLong = "text_too_long"
-	CodeRateLimited = "rate_limited"
+	CodeBadFrame      = "bad_frame"
+	CodeUnknownType   = "unknown_type"
+	CodeNotJoined     = "not_joined"
+	CodeEmptyText     = "empty_text"
+	CodeTextTooLong   = "text_too_long"
+	CodeRateLimited   = "rate_limited"
+	CodeNotAllowed    = "not_allowed"    // §7: editing or deleting what the user may not
+	CodeInvalidTarget = "invalid_target" // §7: no such seq, an edit or deletion, or deleted
 	// CodeInvalidRoom is shared with the HTTP API.
 )
 
@@ -65,6 +77,39 @@ type Frame struct {
 	Code      string    `json:"code"`
 	Message   string    `json:"message"`
 	Ref       string    `json:"ref"`
+	Target    uint64    `json:"target"`
+	Kind      string    `json:"kind"`
+	Mentions  []string  `json:"mentions"`
+	EditedAt  time.Time `json:"edited_at"`
+	Deleted   bool      `json:"deleted"`
+	// RoomInfo is the room object of a room frame, whose "room" is an object; Room is then
+	// its name.
+	RoomInfo *Room `json:"-"`
+}
+
+// UnmarshalJSON decodes any frame; "room" may be a name or, in a room frame, a room object.
+func (f *Frame) UnmarshalJSON(b []byte) error {
+	type plain Frame // no methods: no recursion
+	var raw struct {
+		plain
+		Room json.RawMessage `json:"room"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*f = Frame(raw.plain)
+	f.Room, f.RoomInfo = "", nil
+	switch {
+	case len(raw.Room) > 0 && raw.Room[0] == '{':
+		var r Room
+		if err := json.Unmarshal(raw.Room, &r); err != nil {
+			return err
+		}
+		f.Room, f.RoomInfo = r.Name, &r
+	case len(raw.Room) > 0 && string(raw.Room) != "null":
+		return json.Unmarshal(raw.Room, &f.Room)
+	}
+	return nil
 }
 
 // UserField is the "user" of a received frame, which is an object in hello and a bare name in
@@ -124,16 +169,56 @@ type Joined struct {
 	LastSeq uint64 `json:"last_seq"`
 }
 
-// Message is one stored chat message. Over the WebSocket its Type is "message"; in the HTTP
-// history it has no type.
+// Message is one chat message as the wire shows it. Over the WebSocket its Type is "message"; in
+// the HTTP history it has no type. Kind is "" for a plain message, KindEdit or KindDelete for an
+// edit or deletion of the message at Target (Text is then the new text, "" for a deletion).
+// Mentions are the names mentioned, sorted and unique. EditedAt and Deleted appear only in the
+// history, where edits and deletions are applied to their targets.
 type Message struct {
-	Type string    `json:"type,omitempty"`
-	Room string    `json:"room"`
-	Seq  uint64    `json:"seq"`
-	ID   string    `json:"id"`
-	From string    `json:"from"`
-	Text string    `json:"text"`
-	TS   time.Time `json:"ts"`
+	Type     string     `json:"type,omitempty"`
+	Room     string     `json:"room"`
+	Seq      uint64     `json:"seq"`
+	ID       string     `json:"id"`
+	From     string     `json:"from"`
+	Text     string     `json:"text"`
+	TS       time.Time  `json:"ts"`
+	Kind     string     `json:"kind,omitempty"`
+	Target   uint64     `json:"target,omitempty"`
+	Mentions []string   `json:"mentions,omitempty"`
+	EditedAt *time.Time `json:"edited_at,omitempty"`
+	Deleted  bool       `json:"deleted,omitempty"`
+}
+
+// Edit replaces the text of the sender's message at Target (client to server, §7).
+type Edit struct {
+	Type   string `json:"type"`
+	Room   string `json:"room"`
+	ID     string `json:"id"`
+	Target uint64 `json:"target"`
+	Text   string `json:"text"`
+}
+
+// Delete removes the message at Target (client to server, §7).
+type Delete struct {
+	Type   string `json:"type"`
+	Room   string `json:"room"`
+	ID     string `json:"id"`
+	Target uint64 `json:"target"`
+}
+
+// Read moves the user's read marker of a room to Seq (client to server), or tells every socket
+// of the user where it now is (server to client).
+type Read struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	Seq  uint64 `json:"seq"`
+}
+
+// RoomFrame tells a socket that a room changed for its user: became or stopped being a member,
+// or the member list changed. Room is the room object as that user sees it.
+type RoomFrame struct {
+	Type string `json:"type"`
+	Room Room   `json:"room"`
 }
 
 // Ack confirms that a send is durable.

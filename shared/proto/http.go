@@ -29,12 +29,34 @@ type TokenBody struct {
 	ExpiresAt   time.Time `json:"expires_at"`
 }
 
-// Room is a chat room as the API lists it.
+// RoomKind says who may see and join a room (§7).
+type RoomKind string
+
+// Room kinds. A room stored before kinds existed is public.
+const (
+	RoomPublic  RoomKind = "public"  // listed to everyone; any user may read and join it
+	RoomPrivate RoomKind = "private" // exists only for its members; a member adds others
+	RoomDM      RoomKind = "dm"      // two users for ever; nobody joins or leaves
+)
+
+// Room is a chat room as one user sees it. Members (sorted names) is set only for private and
+// dm rooms; LastTS is the time of the newest message (CreatedAt while empty); ReadSeq, Unread and
+// Mentions are the user's (0 when not a member), Unread and Mentions stop at UnreadMax.
 type Room struct {
 	Name      string    `json:"name"`
+	Kind      RoomKind  `json:"kind"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeq   uint64    `json:"last_seq"`
+	LastTS    time.Time `json:"last_ts"`
+	Member    bool      `json:"member"`
+	Members   []string  `json:"members,omitempty"`
+	ReadSeq   uint64    `json:"read_seq"`
+	Unread    int       `json:"unread"`
+	Mentions  int       `json:"mentions"`
 }
+
+// UnreadMax is where unread and mention counts stop (clients show "999+").
+const UnreadMax = 1000
 
 // RoomList is the body of GET /api/rooms.
 type RoomList struct {
@@ -46,10 +68,30 @@ type RoomBody struct {
 	Room Room `json:"room"`
 }
 
-// CreateRoom is the body of POST /api/rooms.
+// CreateRoom is the body of POST /api/rooms. An empty Kind means public.
 type CreateRoom struct {
+	Name string   `json:"name"`
+	Kind RoomKind `json:"kind,omitempty"`
+}
+
+// UserRef names a user: the body of POST /api/rooms/{room}/members and POST /api/dms.
+type UserRef struct {
+	User string `json:"user"`
+}
+
+// UserList is the body of GET /api/users.
+type UserList struct {
+	Users []UserName `json:"users"`
+}
+
+// UserName is a user as a search lists it.
+type UserName struct {
+	ID   string `json:"id"`
 	Name string `json:"name"`
 }
+
+// UserSearchMax is how many users GET /api/users lists at most.
+const UserSearchMax = 20
 
 // MessagePage is the body of GET /api/rooms/{room}/messages: messages ascending by seq.
 type MessagePage struct {

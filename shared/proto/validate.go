@@ -81,6 +81,40 @@ func NormalizeText(text string) (string, string) {
 	return text, ""
 }
 
+// DMPrefix starts the name of every direct-message room; other rooms cannot be created with it.
+const DMPrefix = "dm-"
+
+// MentionNames returns the candidate names of the @mentions in text, in order of appearance,
+// possibly repeated: each "@" followed by a valid username (compared lowercased) and not preceded
+// by a letter, digit or one of _ . - (so an e-mail address mentions nobody). Whether a name
+// belongs to a user is for the server to decide.
+func MentionNames(text string) []string {
+	var names []string
+	for i := 0; i < len(text); i++ {
+		if text[i] != '@' || i > 0 && nameByte(text[i-1]) {
+			continue
+		}
+		j := i + 1
+		for j < len(text) && nameByte(text[j]) {
+			j++
+		}
+		// A sentence may end right after a name: "thanks @bob." mentions bob.
+		end := j
+		for end > i+1 && text[end-1] == '.' {
+			end--
+		}
+		if name, ok := NormalizeUsername(text[i+1 : end]); ok {
+			names = append(names, name)
+		}
+		i = j - 1
+	}
+	return names
+}
+
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
 func visible(r rune) bool { return !Invisible(r) }
 
 // Invisible reports whether r shows nothing on its own: white space, a control character

@@ -1,0 +1,100 @@
+package hub
+
+import (
+	"errors"
+
+	"kaiwa/server/store"
+	"kaiwa/shared/proto"
+)
+
+// MembershipChanged tells the sockets concerned that the membership of users in a room
+// changed: they became or stopped being members (the store has it already). Each open socket
+// of those users and, for a private or dm room, of its members gets a room frame with the room
+// as its user sees it. A user who can no longer read the room (a private or dm room they left or
+// were removed from) gets it with Member false, and their sockets stop being joined to it: they
+// get nothing more from it. The API calls it after every change it stores; so does the
+// committer when a message makes its sender a member of a public room.
+func (h *Hub) MembershipChanged(room string, userIDs ...string) {
+	bare, err := h.st.Room(room)
+	if err != nil {
+		return // deleted meanwhile: DeleteRoom has dropped it
+	}
+	concerned := map[string]bool{}
+	for _, id := range userIDs {
+		concerned[id] = true
+	}
+	if bare.Kind != proto.RoomPublic {
+		members, err := h.st.Members(room)
+		if err != nil {
+			return
+		}
+		for _, m := range members {
+			concerned[m.ID] = true
+		}
+	}
+	for id := range concerned {
+		conns := h.userConns(id)
+		if len(conns) == 0 {
+			continue
+		}
+		view, err := h.st.RoomFor(id, room)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// A private or dm room they are no longer in: the name they knew, and nothing else.
+			view = proto.Room{Name: bare.Name, Kind: bare.Kind, CreatedAt: bare.CreatedAt, LastSeq: bare.LastSeq, LastTS: bare.LastTS}
+			h.evict(room, conns)
+		case err != nil:
+			h.log.Error("room_view_failed", "room", room, "err", err)
+			continue
+		}
+		frame := encode(proto.RoomFrame{Type: proto.TypeRoom, Room: view})
+		for _, c := range conns {
+			c.send(frame)
+		}
+	}
+}
+
+// evict ends the membership of conns in the live room, if it is in memory.
+func (h *Hub) evict(name string, conns []*conn) {
+	h.mu.Lock()
+	r := h.rooms[name]
+	h.mu.Unlock()
+	if r == nil {
+		return
+	}
+	empty := false
+	for _, c := range conns {
+		_, empty = r.leave(c)
+	}
+	if empty {
+		h.release(r)
+	}
+}
+
+// markRead moves c's user's read marker of a room and tells every open socket of the user,
+// all sessions, where it now is.
+func (h *Hub) markRead(c *conn, room string, seq uint64) error {
+	read, err := h.st.SetRead(c.user.ID, room, seq)
+	if err != nil {
+		return err
+	}
+	frame := encode(proto.Read{Type: proto.TypeRead, Room: room, Seq: read})
+	for _, uc := range h.userConns(c.user.ID) {
+		uc.send(frame)
+	}
+	return nil
+}
+
+// refusal is the error frame's code and message for a send, edit or deletion the store
+// refused.
+func refusal(err error) (code, message string) {
+	switch {
+	case errors.Is(err, store.ErrInvalidTarget):
+		return proto.CodeInvalidTarget, "There is no message to change at that seq."
+	case errors.Is(err, store.ErrNotAllowed):
+		return proto.CodeNotAllowed, "You may not change that message."
+	default:
+		// store.ErrNotFound: a room deleted, or a private room left, since the join.
+		return proto.CodeInvalidRoom, "There is no room with that name."
+	}
+}
