@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,11 @@ type Tab struct {
 	sess    *client.Session // nil while nobody is signed in, or before the first page mounts
 	stop    context.CancelFunc
 	saved   map[string][]proto.Message // by room: the newest messages, as kept in local storage
+
+	title   string     // the page's title, without the unread count (see setTitle)
+	unread  int        // the total unread count the title and the app badge show
+	current string     // the room whose page is shown, "" on other pages
+	swallow goapp.Func // the rejection handler of browser promises whose failure changes nothing
 }
 
 // NewTab returns the tab's holder for the server that served the page. Nothing starts before
@@ -100,6 +106,7 @@ func (t *Tab) start(ctx goapp.Context) {
 	t.started = true
 	t.api = newAPI()
 	t.listen()
+	t.listenWorker()
 	// A browser signed in before the server set the hint has none yet, but keeps its user's
 	// name: it refreshes once, and the answer sets the hint for the loads after.
 	data := localData{ctx.LocalStorage()}
@@ -162,17 +169,19 @@ func (t *Tab) startSession(ctx goapp.Context, tb *proto.TokenBody) {
 	}
 	api := t.api
 	sess := client.NewSession(api, client.Options{
-		Token:      tb,
-		Rooms:      rooms,
-		Outbox:     outbox,
-		MaxBackoff: reconnectMax,
-		Refresh:    func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
+		Token:       tb,
+		Rooms:       rooms,
+		Outbox:      outbox,
+		MaxBackoff:  reconnectMax,
+		MemberRooms: true,
+		Refresh:     func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
 	})
 	if !online() {
 		sess.Offline()
 	}
 	sub := sess.Subscribe(client.Filter{Kinds: []client.EventKind{
 		client.EventToken, client.EventLoginRequired, client.EventState, client.EventMessage, client.EventOutbox,
+		client.EventUnread, client.EventRoom, client.EventRead,
 	}})
 	sctx, stop := context.WithCancel(context.Background())
 	t.sess, t.stop = sess, stop
@@ -190,6 +199,7 @@ func (t *Tab) endSession() {
 		t.stop()
 	}
 	t.sess, t.stop = nil, nil
+	t.unread = 0
 }
 
 // apply handles one event of the tab's own subscription, on the UI goroutine.
@@ -221,9 +231,63 @@ func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
 		msgs := mergeMessages(t.messages(ctx, ev.Room), []proto.Message{ev.Message})
 		t.saved[ev.Room] = msgs[max(len(msgs)-keptMessages, 0):]
 		data.saveMessages(ev.Room, msgs)
+		t.notify(ctx, sess, ev.Message)
 	case client.EventOutbox:
 		data.setOutbox(ev.Outbox)
+	case client.EventUnread, client.EventRoom, client.EventRead:
+		t.showUnread(ctx, sess)
 	}
+}
+
+// setTitle sets the document's title, led by the total unread count, "(3) ", when there is
+// one. Pages call it instead of setting the title themselves.
+func (t *Tab) setTitle(ctx goapp.Context, title string) {
+	if t == nil {
+		ctx.Page().SetTitle("%s", title)
+		return
+	}
+	t.title = title
+	if t.unread > 0 {
+		title = "(" + countText(t.unread) + ") " + title
+	}
+	ctx.Page().SetTitle("%s", title)
+}
+
+// showUnread shows the session's total unread count in the title and on the installed app's
+// badge, where the browser has one.
+func (t *Tab) showUnread(ctx goapp.Context, sess *client.Session) {
+	total, _ := sess.UnreadTotal()
+	if total == t.unread {
+		return
+	}
+	t.unread = total
+	if t.title != "" {
+		t.setTitle(ctx, t.title)
+	}
+	nav := goapp.Window().Get("navigator")
+	if !nav.Get("setAppBadge").Truthy() {
+		return
+	}
+	var p goapp.Value
+	if total > 0 {
+		p = nav.Call("setAppBadge", total)
+	} else {
+		p = nav.Call("clearAppBadge")
+	}
+	if t.swallow == nil {
+		t.swallow = goapp.FuncOf(func(goapp.Value, []goapp.Value) any { return nil })
+	}
+	if p.Truthy() {
+		p.Call("catch", t.swallow)
+	}
+}
+
+// countText shows a count, "999+" from proto.UnreadMax on.
+func countText(n int) string {
+	if n >= proto.UnreadMax {
+		return "999+"
+	}
+	return strconv.Itoa(n)
 }
 
 // messages returns the room's saved messages, ascending by seq.
