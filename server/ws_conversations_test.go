@@ -743,3 +743,46 @@ func TestWSRoomChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestWSReadFlood checks that read frames, each a stored write, are limited per connection:
+// past the burst they are answered rate_limited, the marker stays right and the socket open.
+func TestWSReadFlood(t *testing.T) {
+	ts := newTestServer(t, server.Config{})
+	aliceID, aliceToken := ts.user(t, "alice")
+	alice := ts.connect(t, aliceToken)
+	alice.joinRoom("general")
+	alice.write(proto.Send{Type: proto.TypeSend, Room: "general", ID: "a1", Text: "one"})
+	if f := alice.answer(); f.Type != proto.TypeAck {
+		t.Fatalf("send: %+v", f)
+	}
+	const n = 400
+	start := time.Now()
+	for range n {
+		alice.write(proto.Read{Type: proto.TypeRead, Room: "general", Seq: 1})
+	}
+	reads, limited := 0, 0
+	for reads+limited < n {
+		f := alice.until(func(f proto.Frame) bool {
+			return f.Type == proto.TypeRead || f.Type == proto.TypeError
+		})
+		switch last := f[len(f)-1]; {
+		case last.Type == proto.TypeRead && last.Seq == 1:
+			reads++
+		case last.Type == proto.TypeError && last.Code == proto.CodeRateLimited:
+			limited++
+		default:
+			t.Fatalf("answer to a read: %+v", last)
+		}
+	}
+	// At most the burst of 200 and 10 a second since.
+	if limited == 0 || float64(reads) > 200+10*time.Since(start).Seconds()+2 {
+		t.Fatalf("%d reads stored, %d rate_limited: the limit did not hold", reads, limited)
+	}
+	if r, err := ts.st.RoomFor(aliceID, "general"); err != nil || r.ReadSeq != 1 {
+		t.Fatalf("marker %+v, %v", r, err)
+	}
+	alice.write(proto.Send{Type: proto.TypeSend, Room: "general", ID: "a2", Text: "still open"})
+	if f := alice.answer(); f.Type != proto.TypeAck {
+		t.Fatalf("send after the flood: %+v", f)
+	}
+}

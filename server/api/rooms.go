@@ -181,7 +181,7 @@ func (a *API) membershipChanged(room, userID string) {
 		return
 	}
 	ids := []string{userID}
-	if kind, err := a.st.Room(room); err == nil && kind.Kind != proto.RoomPublic {
+	if r, err := a.st.Room(room); err == nil && r.Kind != proto.RoomPublic {
 		members, err := a.st.Members(room)
 		if err != nil {
 			a.log.Error("members_failed", slog.String("room", room), slog.Any("err", err))

@@ -24,7 +24,7 @@ type Options struct {
 }
 
 // Scenarios lists every scenario in the order they run.
-var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "logins", "soak", "webapp"}
+var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "rooms", "logins", "soak", "webapp"}
 
 // Row is one line of the results table.
 type Row struct {
@@ -83,7 +83,7 @@ func Run(ctx context.Context, opts Options) ([]Row, error) {
 	e := &env{Options: opts}
 	run := map[string]func(context.Context, *env) error{
 		"conns": connsScenario, "fanout": fanoutScenario, "churn": churnScenario, "durable": durableScenario,
-		"history": historyScenario, "logins": loginsScenario, "soak": soakScenario, "webapp": webappScenario,
+		"history": historyScenario, "rooms": roomsScenario, "logins": loginsScenario, "soak": soakScenario, "webapp": webappScenario,
 	}
 	for _, name := range opts.Scenarios {
 		start := time.Now()

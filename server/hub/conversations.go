@@ -7,43 +7,32 @@ import (
 	"kaiwa/shared/proto"
 )
 
-// MembershipChanged tells the sockets concerned that the membership of users in a room
-// changed: they became or stopped being members (the store has it already). Each open socket
-// of those users and, for a private or dm room, of its members gets a room frame with the room
-// as its user sees it. A user who can no longer read the room (a private or dm room they left or
-// were removed from) gets it with Member false, and their sockets stop being joined to it: they
-// get nothing more from it. The API calls it after every change it stores; so does the
-// committer when a message makes its sender a member of a public room.
+// MembershipChanged tells the open sockets of the users concerned by a change of a room's
+// membership (the store has it already): those who became or stopped being members and, in a
+// room with a member list, its members, as the caller names them. Each socket gets a room frame
+// with the room as its user sees it. A user who can no longer read the room (a private or dm
+// room they left or were removed from) gets it with Member false and nothing but its name, kind
+// and times, and their sockets stop being members of it: they get nothing more from it.
+//
+// It reads the store and queues frames, never waiting on a socket. The API calls it after every
+// change it stores (api.Config.OnMembership); the committer calls it when a message made its
+// sender a member of a public room.
 func (h *Hub) MembershipChanged(room string, userIDs ...string) {
-	bare, err := h.st.Room(room)
-	if err != nil {
-		return // deleted meanwhile: DeleteRoom has dropped it
-	}
-	concerned := map[string]bool{}
 	for _, id := range userIDs {
-		concerned[id] = true
-	}
-	if bare.Kind != proto.RoomPublic {
-		members, err := h.st.Members(room)
-		if err != nil {
-			return
-		}
-		for _, m := range members {
-			concerned[m.ID] = true
-		}
-	}
-	for id := range concerned {
 		conns := h.userConns(id)
 		if len(conns) == 0 {
 			continue
 		}
 		view, err := h.st.RoomFor(id, room)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			// A private or dm room they are no longer in: the name they knew, and nothing else.
+		if errors.Is(err, store.ErrNotFound) {
+			// A private or dm room they are no longer in, or a room deleted since.
+			bare, err := h.st.Room(room)
+			if err != nil {
+				continue // deleted: DeleteRoom has dropped it
+			}
 			view = proto.Room{Name: bare.Name, Kind: bare.Kind, CreatedAt: bare.CreatedAt, LastSeq: bare.LastSeq, LastTS: bare.LastTS}
 			h.evict(room, conns)
-		case err != nil:
+		} else if err != nil {
 			h.log.Error("room_view_failed", "room", room, "err", err)
 			continue
 		}

@@ -308,12 +308,22 @@ func (h *Hub) untrack(c *conn) {
 }
 
 // userConns returns the open sockets of a user, all sessions.
-func (h *Hub) userConns(userID string) []*conn {
+func (h *Hub) userConns(userID string) []*conn { return h.otherConns(userID, nil) }
+
+// otherConns returns the open sockets of a user but except, all sessions; nil, without
+// allocating, when there are none: the committer asks for every message it stores.
+func (h *Hub) otherConns(userID string, except *conn) []*conn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	conns := make([]*conn, 0, len(h.byUser[userID]))
-	for c := range h.byUser[userID] {
-		conns = append(conns, c)
+	set := h.byUser[userID]
+	if _, in := set[except]; len(set) == 0 || len(set) == 1 && in {
+		return nil
+	}
+	conns := make([]*conn, 0, len(set))
+	for c := range set {
+		if c != except {
+			conns = append(conns, c)
+		}
 	}
 	return conns
 }
@@ -472,12 +482,10 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg)})
 		// The store moved the sender's marker to the message: their other sockets learn it as
 		// from a read frame; the sending one has its ack.
-		if others := h.userConns(a.req.UserID); len(others) > 1 {
+		if others := h.otherConns(a.req.UserID, a.c); len(others) > 0 {
 			frame := encode(proto.Read{Type: proto.TypeRead, Room: msg.Room, Seq: res.Read})
 			for _, c := range others {
-				if c != a.c {
-					c.send(frame)
-				}
+				c.send(frame)
 			}
 		}
 		if res.Joined {

@@ -9,6 +9,7 @@
 //	usernames   username → user id
 //	sessions    session id → JSON session (refresh token hashes, rotation state)
 //	rooms       room name → bucket { "info" → JSON room (name, created_at, kind, creator),
+//	            "head" → the same in binary (kind, created_at, creator, name),
 //	            "last_ts" → unix ms of the newest message,
 //	            msgs: seq (8-byte big-endian) → JSON record (the message frame without "type"),
 //	            ids: user id + 0x00 + client id → seq,

@@ -108,6 +108,7 @@ func (s *Store) RoomsFor(userID string) ([]proto.Room, error) {
 			return nil
 		})
 		all := tx.Bucket(bucketRooms)
+		rooms = slices.Grow(rooms, len(names))
 		for name := range names {
 			rb := all.Bucket([]byte(name))
 			if rb == nil {
@@ -505,7 +506,7 @@ func conversations(tx *bolt.Tx) error {
 		if err != nil {
 			return fmt.Errorf("room %q: %w", name, err)
 		}
-		if err := putJSON(rb, keyRoomInfo, info); err != nil {
+		if err := putInfo(rb, info); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketPublic).Put(name, nil); err != nil {

@@ -51,6 +51,7 @@ var (
 	bucketMentions    = []byte("mentions")    // user id + 0 + room + 0 + seq → nil
 	bucketPublic      = []byte("public")      // name of a public room → nil
 	keyLastTS         = []byte("last_ts")     // in a room: unix ms of the newest message, or of its creation
+	keyRoomHead       = []byte("head")        // in a room: its info in binary (encodeHead)
 	keyDMKey          = []byte("dm_key")      // in meta: HMAC key that names dm rooms
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 
 	"kaiwa/shared/proto"
 )
@@ -83,4 +84,57 @@ func (s *Session) Messages(ctx context.Context, room string, q PageQuery) (proto
 	var page proto.MessagePage
 	err = s.Call(ctx, "GET", path, nil, &page)
 	return page, err
+}
+
+// NewRoom creates a room of a kind (proto.RoomPublic or proto.RoomPrivate) with the user as
+// its first member, and adds it to RoomList. A name that is not a valid room name fails
+// without asking the server (invalid_room).
+func (s *Session) NewRoom(ctx context.Context, name string, kind proto.RoomKind) (proto.Room, error) {
+	if err := checkRoomName(name); err != nil {
+		return proto.Room{}, err
+	}
+	var rb proto.RoomBody
+	if err := s.Call(ctx, "POST", "/api/rooms", proto.CreateRoom{Name: name, Kind: kind}, &rb); err != nil {
+		return proto.Room{}, err
+	}
+	s.seed(rb.Room)
+	return rb.Room, nil
+}
+
+// AddMember makes a user (by name) a member of a room: oneself for a public room (joining
+// it), anyone for a private room the user is a member of. The sockets of everyone concerned
+// get a room frame (EventRoom).
+func (s *Session) AddMember(ctx context.Context, room, user string) error {
+	if err := checkRoomName(room); err != nil {
+		return err
+	}
+	return s.Call(ctx, "POST", "/api/rooms/"+url.PathEscape(room)+"/members", proto.UserRef{User: user}, nil)
+}
+
+// RemoveMember ends a user's (by name) membership of a room: oneself (leaving it), or another
+// by the room's creator or an admin. The session leaves the room once the server's room frame
+// says the user is no longer a member.
+func (s *Session) RemoveMember(ctx context.Context, room, user string) error {
+	if err := checkRoomName(room); err != nil {
+		return err
+	}
+	return s.Call(ctx, "DELETE", "/api/rooms/"+url.PathEscape(room)+"/members/"+url.PathEscape(user), nil, nil)
+}
+
+// DM returns the direct-message room of the user and another (by name), creating it when
+// there is none, and adds it to RoomList.
+func (s *Session) DM(ctx context.Context, user string) (proto.Room, error) {
+	var rb proto.RoomBody
+	if err := s.Call(ctx, "POST", "/api/dms", proto.UserRef{User: user}, &rb); err != nil {
+		return proto.Room{}, err
+	}
+	s.seed(rb.Room)
+	return rb.Room, nil
+}
+
+// Users returns up to proto.UserSearchMax users whose names start with prefix, sorted.
+func (s *Session) Users(ctx context.Context, prefix string) ([]proto.UserName, error) {
+	var ul proto.UserList
+	err := s.Call(ctx, "GET", "/api/users?"+url.Values{"prefix": {prefix}}.Encode(), nil, &ul)
+	return ul.Users, err
 }

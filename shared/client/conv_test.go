@@ -188,7 +188,8 @@ func TestEditAndDelete(t *testing.T) {
 
 // TestRoomChanges: a user added to a private room by another gets a room event on their open
 // session, which joins it: its messages arrive and count. Removed, the room leaves the list.
-// A session started later lists and joins the rooms the user is a member of.
+// A session started later lists and joins the rooms the user is a member of. A dm started by
+// another is joined alike.
 func TestRoomChanges(t *testing.T) {
 	ts, _ := startServer(t, server.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,11 +200,10 @@ func TestRoomChanges(t *testing.T) {
 	bob, bobEvents := member(t, ctx, bobAPI, bobToken)
 	waitFor(t, "bob connected", func() bool { return bob.State() == client.StateConnected })
 
-	var rb proto.RoomBody
-	if err := alice.Call(ctx, "POST", "/api/rooms", proto.CreateRoom{Name: "ops", Kind: proto.RoomPrivate}, &rb); err != nil {
+	if _, err := alice.NewRoom(ctx, "ops", proto.RoomPrivate); err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.Call(ctx, "POST", "/api/rooms/ops/members", proto.UserRef{User: "bob"}, nil); err != nil {
+	if err := alice.AddMember(ctx, "ops", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "bob's room event for ops", func() bool {
@@ -242,7 +242,7 @@ func TestRoomChanges(t *testing.T) {
 		t.Fatal("the session kept at seq 1 got nothing of ops within 30 s")
 	}
 
-	if err := alice.Call(ctx, "DELETE", "/api/rooms/ops/members/bob", nil, nil); err != nil {
+	if err := alice.RemoveMember(ctx, "ops", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []*recorder{bobEvents, bob2Events} {
@@ -258,6 +258,23 @@ func TestRoomChanges(t *testing.T) {
 	if u, _ := bob.UnreadTotal(); u != 0 {
 		t.Fatalf("bob's total unread %d after removal, want 0", u)
 	}
+
+	users, err := alice.Users(ctx, "bo")
+	if err != nil || len(users) != 1 || users[0].Name != "bob" {
+		t.Fatalf("users starting with bo: %v, %v; want bob", users, err)
+	}
+	dm, err := alice.DM(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob's room event for the dm", func() bool {
+		return bobEvents.count(func(ev client.Event) bool {
+			return ev.Kind == client.EventRoom && ev.Room == dm.Name && ev.RoomInfo.Kind == proto.RoomDM && ev.RoomInfo.Member
+		}) == 1
+	})
+	alice.Join(dm.Name)
+	alice.Send(dm.Name, "psst")
+	waitFor(t, "bob has 1 unread in the dm", unreadIs(bob, dm.Name, 1, 0))
 }
 
 // TestMemberRoomsBeyondJoinBurst: a user who is a member of more rooms than the server takes
@@ -289,5 +306,76 @@ func TestMemberRoomsBeyondJoinBurst(t *testing.T) {
 	}
 	if refused := events.count(func(ev client.Event) bool { return ev.Kind == client.EventJoinRefused }); refused != 0 {
 		t.Fatalf("%d joins refused", refused)
+	}
+}
+
+// TestReadBelowListedIsExact: a marker moved to the middle of what the room listing counted
+// leaves counts the session cannot work out alone (an edit among the messages above the new
+// marker counts as nothing): both of the user's sessions end with the server's exact counts.
+func TestReadBelowListedIsExact(t *testing.T) {
+	ts, _ := startServer(t, server.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aliceAPI, aliceToken := register(t, ts.URL, "alice")
+	bobAPI, bobToken := register(t, ts.URL, "bob")
+	bob := client.NewSession(bobAPI, client.Options{Token: &bobToken, Rooms: map[string]uint64{"general": 0}})
+	go bob.Run(ctx)
+	bob.Send("general", "one")
+	bob.Send("general", "two")
+	bob.Send("general", "three")
+	waitFor(t, "bob's messages stored", func() bool { return len(bob.Outbox()) == 0 })
+	bob.Edit("general", 1, "one, edited")
+	bob.Send("general", "five, @alice")
+	waitFor(t, "bob's edit and message stored", func() bool { return len(bob.Outbox()) == 0 })
+
+	phone, _ := member(t, ctx, aliceAPI, aliceToken)
+	laptopAPI, laptopToken := login(t, ts.URL, "alice")
+	laptop, _ := member(t, ctx, laptopAPI, laptopToken)
+	for _, sess := range []*client.Session{phone, laptop} {
+		waitFor(t, "4 unread and a mention listed", unreadIs(sess, "general", 4, 1))
+	}
+	laptop.MarkRead("general", 2) // above it: three, the edit, five
+	for _, sess := range []*client.Session{phone, laptop} {
+		waitFor(t, "2 unread and the mention after reading up to 2", unreadIs(sess, "general", 2, 1))
+	}
+}
+
+// TestUnreadExactThroughRotations: with 2 s access tokens, sockets are replaced every 1.5 s
+// while another user writes; the counts end exact, nothing counted twice or missed.
+func TestUnreadExactThroughRotations(t *testing.T) {
+	ts, st := startServer(t, server.Config{AccessTTL: 2 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aliceAPI, aliceToken := register(t, ts.URL, "alice")
+	alice, aliceEvents := member(t, ctx, aliceAPI, aliceToken)
+	bobAPI, bobToken := register(t, ts.URL, "bob")
+	bob := client.NewSession(bobAPI, client.Options{Token: &bobToken, Rooms: map[string]uint64{"general": 0}})
+	go bob.Run(ctx)
+	waitFor(t, "alice connected", func() bool { return alice.State() == client.StateConnected })
+	const n = 40
+	for i := range n {
+		text := fmt.Sprint("message ", i)
+		if i%2 == 0 {
+			text += " @alice"
+		}
+		bob.Send("general", text)
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitFor(t, "bob's messages stored", func() bool { return len(bob.Outbox()) == 0 })
+	waitFor(t, "alice received every message", func() bool {
+		return aliceEvents.count(func(ev client.Event) bool { return ev.Kind == client.EventMessage && ev.Message.From == "bob" }) == n
+	})
+	if u, m, _ := alice.Unread("general"); u != n || m != n/2 {
+		t.Fatalf("alice counts %d unread, %d mentions; want %d, %d", u, m, n, n/2)
+	}
+	room, err := st.RoomFor(aliceToken.User.ID, "general")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if room.Unread != n || room.Mentions != n/2 {
+		t.Fatalf("the server counts %d unread, %d mentions; want %d, %d", room.Unread, room.Mentions, n, n/2)
+	}
+	if replaced := aliceEvents.count(func(ev client.Event) bool { return ev.Kind == client.EventReplaced }); replaced < 2 {
+		t.Fatalf("%d sockets replaced, want at least 2", replaced)
 	}
 }

@@ -109,3 +109,44 @@ func ExampleSession_Discard() {
 	// failed: not_joined
 	// outbox: 0
 }
+
+// A session that joins every room of its user keeps each room's unread messages and mentions
+// live; moving the read marker clears them here and on the user's other devices.
+func ExampleSession_MarkRead() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	api := client.NewAPI(url, nil)
+	tb, err := api.Register(ctx, "alice", "correct horse battery")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	sess := client.NewSession(api, client.Options{Token: &tb, MemberRooms: true})
+	sub := sess.Subscribe(client.Filter{Room: "general", Kinds: []client.EventKind{client.EventUnread}})
+	go sess.Run(ctx)
+
+	bobAPI := client.NewAPI(url, nil)
+	bobToken, err := bobAPI.Register(ctx, "bob", "correct horse battery")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	bob := client.NewSession(bobAPI, client.Options{Token: &bobToken, Rooms: map[string]uint64{"general": 0}})
+	go bob.Run(ctx)
+	bob.Send("general", "hello @alice")
+
+	for ev := range sub.C() {
+		if ev.Unread > 0 {
+			fmt.Printf("%s: %d unread, %d mention\n", ev.Room, ev.Unread, ev.Mentions)
+			sess.MarkRead(ev.Room, 1)
+			break
+		}
+	}
+	ev := <-sub.C()
+	fmt.Printf("%s: %d unread, read up to %d\n", ev.Room, ev.Unread, ev.Seq)
+	// Output:
+	// general: 1 unread, 1 mention
+	// general: 0 unread, read up to 1
+}

@@ -17,12 +17,14 @@ import (
 // room, a room frame) is a seed: it counts the unread messages and mentions above its read_seq
 // up to its last_seq, the base. Above the base the session counts what it sees itself: every
 // message of a joined room reaches it once, in seq order, so the plain messages from other
-// users above the read marker are exactly those it holds in unread. A message that skips a
-// seq (the room was joined from a point later than the seed) means the session missed some:
-// it fetches the room object again. When the marker moves below the base, the seed alone does
-// not say how many of its messages remain above it: until a fresh room object arrives (the
-// session fetches one when the server confirms such a marker), the count is bounded by
-// both the seed's count and the number of seqs left up to the base.
+// users above the read marker are exactly those it holds in unread. What it sees before the
+// first seed is held the same way, so that an object answered before those messages arrived
+// does not lose them. A message that skips a seq, or a first seed that stops short of the
+// first message seen (the room was joined from a point later than the seed), means the
+// session missed some: it fetches the room object again. When the marker moves below the
+// base, the seed alone does not say how many of its messages remain above it: until a fresh
+// room object arrives (the session fetches one when the server confirms such a marker), the
+// count is bounded by both the seed's count and the number of seqs left up to the base.
 type roomCount struct {
 	info   proto.Room // as last seen, with a live last_seq, last_ts and read_seq
 	listed bool       // info came from the server: the room is in RoomList
@@ -33,6 +35,7 @@ type roomCount struct {
 	baseUnread   int
 	baseMentions int
 	top          uint64   // the highest seq accounted for: base, or a message seen above it
+	from         uint64   // the first message seen before the first seed, if any
 	unread       []uint64 // seqs above base and above the marker of plain messages from others
 	mentions     []uint64 // those of them that mention the user
 
@@ -108,8 +111,10 @@ func (s *Session) changedLocked(rc *roomCount) {
 // seedLocked takes a room object from the server. Its counts replace the session's unless
 // they are older than what the session has counted (an answer overtaken by messages already
 // counted from a newer object); its read marker never moves back. A room new to the list, or
-// whose kind, membership or members changed, is reported by EventRoom.
-func (s *Session) seedLocked(r proto.Room) {
+// whose kind, membership or members changed, is reported by EventRoom. It reports whether the
+// messages seen before the first seed do not follow it: then the session missed some, and
+// should fetch the room object again.
+func (s *Session) seedLocked(r proto.Room) (missed bool) {
 	rc := s.roomCountLocked(r.Name)
 	changed := !rc.listed || rc.info.Kind != r.Kind || rc.info.Member != r.Member || !slices.Equal(rc.info.Members, r.Members)
 	rc.listed = true
@@ -121,7 +126,8 @@ func (s *Session) seedLocked(r proto.Room) {
 	movedRead := r.ReadSeq > rc.info.ReadSeq
 	rc.info.ReadSeq = max(rc.info.ReadSeq, r.ReadSeq)
 	if !rc.seeded || r.LastSeq >= rc.base {
-		rc.seeded = true
+		missed = !rc.seeded && rc.from > r.LastSeq+1
+		rc.seeded, rc.from = true, 0
 		rc.base, rc.seedRead = r.LastSeq, r.ReadSeq
 		rc.baseUnread, rc.baseMentions = r.Unread, r.Mentions
 		rc.top = max(rc.top, r.LastSeq)
@@ -134,6 +140,7 @@ func (s *Session) seedLocked(r proto.Room) {
 	if changed {
 		s.emitLocked(Event{Kind: EventRoom, Room: r.Name, RoomInfo: rc.view()})
 	}
+	return missed
 }
 
 // readLocked moves the room's read marker forward to seq, and reports whether it moved.
@@ -162,10 +169,14 @@ func (s *Session) countLocked(m *proto.Message) (missed bool) {
 		// Storing a message moves its sender's marker to it.
 		s.readLocked(m.Room, m.Seq)
 	}
-	if !rc.seeded || m.Seq <= rc.top {
-		return false // counted in the seed, or nothing to count from
+	if m.Seq <= rc.top {
+		return false // counted in the seed
 	}
-	missed = m.Seq > rc.top+1
+	if rc.seeded {
+		missed = m.Seq > rc.top+1
+	} else if rc.from == 0 {
+		rc.from = m.Seq // kept until a seed tells what lies below
+	}
 	rc.top = m.Seq
 	if m.Kind == "" && m.From != me && m.Seq > rc.info.ReadSeq {
 		rc.unread = append(rc.unread, m.Seq)
@@ -242,10 +253,16 @@ func (s *Session) Room(ctx context.Context, room string) (proto.Room, error) {
 }
 
 func (s *Session) seed(rooms ...proto.Room) {
+	var missed []string
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, r := range rooms {
-		s.seedLocked(r)
+		if s.seedLocked(r) {
+			missed = append(missed, r.Name)
+		}
+	}
+	s.mu.Unlock()
+	for _, room := range missed {
+		s.do(func() { s.fetchRoom(room) })
 	}
 }
 
@@ -324,7 +341,8 @@ type readMark struct {
 // MarkRead moves the user's read marker of a room forward to seq (a lower seq changes
 // nothing). The session counts it at once (EventRead, EventUnread) and tells the server with
 // a read frame, at most one per room per second, carrying the highest seq asked for by then;
-// a marker not yet confirmed by the server's read frame is sent again on a new socket.
+// a marker not yet confirmed by the server's read frame is sent again on a new socket. The
+// frame waits until the room is joined.
 func (s *Session) MarkRead(room string, seq uint64) {
 	if seq == 0 || !proto.ValidRoomName(room) {
 		return
@@ -387,11 +405,15 @@ func (s *Session) readFrame(room string, seq uint64) {
 // room, or its members changed.
 func (s *Session) roomFrame(r proto.Room) {
 	s.mu.Lock()
-	s.seedLocked(r)
+	missed := s.seedLocked(r)
 	if !r.Member && r.Kind != proto.RoomPublic {
 		delete(s.counts, r.Name) // it no longer exists for the user
+		missed = false
 	}
 	s.mu.Unlock()
+	if missed {
+		s.fetchRoom(r.Name)
+	}
 	switch _, joined := s.rooms[r.Name]; {
 	case r.Member && !joined:
 		s.join(r.Name, r.LastSeq, true)

@@ -52,10 +52,20 @@ func TestUnreadCounts(t *testing.T) {
 			{msg: plain(13, "bob"), unread: 1, readSeq: 12},
 		}},
 		{"messages already in the seed are not counted twice", []step{
-			{msg: plain(9, "bob")}, // seen before the listing answered: nothing to count from
+			{msg: plain(9, "bob")}, // seen before the listing answered
 			{seed: room(10, 5, 5, 0), unread: 5, readSeq: 5},
 			{msg: plain(10, "bob"), unread: 5, readSeq: 5},
 			{msg: plain(11, "bob"), unread: 6, readSeq: 5},
+		}},
+		{"messages seen before the first seed count above its base", []step{
+			{msg: plain(10, "bob")},
+			{msg: plain(11, "bob", "alice")},
+			{seed: room(10, 5, 5, 0), unread: 6, ment: 1, readSeq: 5},
+			{msg: plain(12, "bob"), unread: 7, ment: 1, readSeq: 5},
+		}},
+		{"a first seed below the messages seen is a gap", []step{
+			{msg: plain(12, "bob")},
+			{seed: room(10, 5, 5, 0), missed: true, unread: 6, readSeq: 5},
 		}},
 		{"a seed older than what was counted changes no count", []step{
 			{seed: room(10, 5, 5, 0), unread: 5, readSeq: 5},
@@ -94,7 +104,7 @@ func TestUnreadCounts(t *testing.T) {
 				missed := false
 				switch {
 				case st.seed != nil:
-					s.seedLocked(*st.seed)
+					missed = s.seedLocked(*st.seed)
 				case st.msg != nil:
 					missed = s.countLocked(st.msg)
 				default:

@@ -91,9 +91,10 @@ type Options struct {
 // Concurrency: Run runs the session and must be called once; it returns when its context
 // ends or the user must sign in again. Every other method may be called concurrently, from
 // any goroutine, before Run starts, while it runs and after it returned, and none of them
-// waits for the session: Join, Leave, Send, Typing and the like are queued for Run (calls made
-// before Run take effect when it starts; calls made after it returned do nothing), and
-// Outbox, State, AccessToken and User read a copy kept under a lock. The API calls (Rooms,
+// waits for the session: Join, Leave, Send, Edit, Delete, MarkRead, Typing and the like are
+// queued for Run (calls made before Run take effect when it starts; calls made after it
+// returned do nothing), and Outbox, State, AccessToken, User, Unread, UnreadTotal and
+// RoomList read a copy kept under a lock. The API calls (Rooms,
 // Messages, Call, ...) block only on the network, bounded by their context. Network writes
 // happen in a writer goroutine per socket, each with a deadline, so a slow socket stalls
 // neither the session's timers nor its other socket.
@@ -279,7 +280,10 @@ func (s *Session) JoinAfter(room string, after uint64) {
 	s.do(func() { s.join(room, after, true) })
 }
 
-// Leave stops a room's messages.
+// Leave stops a room's messages. It changes no membership (that is the API's DELETE
+// /api/rooms/{room}/members/{user}, after which the session leaves by itself): with
+// Options.MemberRooms, a room the user is still a member of is joined again after the next
+// reconnect.
 func (s *Session) Leave(room string) { s.do(func() { s.leave(room) }) }
 
 func (s *Session) leave(room string) {
@@ -758,9 +762,9 @@ func (s *Session) frame(sk *socket, fr *frame) {
 		}
 		rs.lastSeq = f.Seq
 		m := proto.Message{Room: f.Room, Seq: f.Seq, ID: f.ID, From: f.From, Text: f.Text, TS: f.TS, Kind: f.Kind, Target: f.Target, Mentions: f.Mentions}
-		s.emit(Event{Kind: EventMessage, Room: f.Room, Message: m, Raw: fr.raw})
 		s.mu.Lock()
-		missed := s.countLocked(&m)
+		missed := s.countLocked(&m) // first, so that a subscriber finds the message counted
+		s.emitLocked(Event{Kind: EventMessage, Room: f.Room, Message: m, Raw: fr.raw})
 		s.mu.Unlock()
 		if missed {
 			s.fetchRoom(f.Room)

@@ -3,6 +3,7 @@ package proto_test
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"kaiwa/shared/proto"
@@ -61,4 +62,21 @@ func TestFrameRoomIsNameOrObject(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"type":"join","room":7}`), &f); err == nil {
 		t.Error("a number for a room decoded")
 	}
+}
+
+// FuzzMentionNames feeds arbitrary text to the mention scanner the server runs on every
+// message: every name it returns is a valid username that follows an "@" in the text.
+// Seeds are under testdata/fuzz/FuzzMentionNames.
+func FuzzMentionNames(f *testing.F) {
+	f.Fuzz(func(t *testing.T, text string) {
+		lower := strings.ToLower(text)
+		for _, name := range proto.MentionNames(text) {
+			if n, ok := proto.NormalizeUsername(name); !ok || n != name {
+				t.Fatalf("%q: %q is not a username", text, name)
+			}
+			if !strings.Contains(lower, "@"+name) {
+				t.Fatalf("%q: %q does not follow an @", text, name)
+			}
+		}
+	})
 }
