@@ -118,18 +118,14 @@ func (l *landing) create(ctx goapp.Context, e goapp.Event) {
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		var rb proto.RoomBody
-		err := sess.Call(rctx, "POST", "/api/rooms", proto.CreateRoom{Name: name, Kind: kind}, &rb)
-		if err == nil {
-			_, err = sess.Room(rctx, rb.Room.Name) // into the session's room list
-		}
+		room, err := sess.NewRoom(rctx, name, kind)
 		ctx.Dispatch(func(ctx goapp.Context) {
 			l.creating = false
 			if err != nil {
 				l.createErr = errorText(err)
 				return
 			}
-			ctx.Navigate(PathRoomPrefix + rb.Room.Name)
+			ctx.Navigate(PathRoomPrefix + room.Name)
 		})
 	})
 }
@@ -146,8 +142,7 @@ func (l *landing) searchUsers(ctx goapp.Context, e goapp.Event) {
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		var list proto.UserList
-		err := sess.Call(rctx, "GET", "/api/users?prefix="+url.QueryEscape(query), nil, &list)
+		users, err := sess.Users(rctx, query)
 		ctx.Dispatch(func(ctx goapp.Context) {
 			if query != l.dmQuery {
 				return // an answer to an older query
@@ -158,7 +153,7 @@ func (l *landing) searchUsers(ctx goapp.Context, e goapp.Event) {
 			}
 			me := l.Auth.User.Name
 			l.dmFound = nil
-			for _, u := range list.Users {
+			for _, u := range users {
 				if u.Name != me {
 					l.dmFound = append(l.dmFound, u.Name)
 				}
@@ -174,17 +169,13 @@ func (l *landing) startDM(ctx goapp.Context, user string) {
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		var rb proto.RoomBody
-		err := sess.Call(rctx, "POST", "/api/dms", proto.UserRef{User: user}, &rb)
-		if err == nil {
-			_, err = sess.Room(rctx, rb.Room.Name)
-		}
+		room, err := sess.DM(rctx, user)
 		ctx.Dispatch(func(ctx goapp.Context) {
 			if err != nil {
 				l.dmErr = errorText(err)
 				return
 			}
-			ctx.Navigate(PathRoomPrefix + rb.Room.Name)
+			ctx.Navigate(PathRoomPrefix + room.Name)
 		})
 	})
 }
@@ -203,7 +194,7 @@ func (l *landing) join(ctx goapp.Context, room string) {
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		err := sess.Call(rctx, "POST", "/api/rooms/"+url.PathEscape(room)+"/members", proto.UserRef{User: me}, nil)
+		err := sess.AddMember(rctx, room, me)
 		if err == nil {
 			_, err = sess.Room(rctx, room)
 		}

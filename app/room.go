@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +58,7 @@ type roomView struct {
 	below     int        // new messages that arrived while the log was scrolled up
 	editing   uint64     // the seq of the message of ours being edited, 0 when none
 	muted     bool
+	leaving   bool // the user asked to leave the room: its removal leads back to the list
 	memberErr string
 
 	sess     *client.Session
@@ -294,7 +294,9 @@ func (v *roomView) apply(ctx goapp.Context, ev client.Event) {
 		}
 	case client.EventRoom:
 		v.setInfo(ctx, ev.RoomInfo)
-		if !ev.RoomInfo.Member && ev.RoomInfo.Kind != proto.RoomPublic {
+		if !ev.RoomInfo.Member && v.leaving {
+			ctx.Navigate(PathHome)
+		} else if !ev.RoomInfo.Member && ev.RoomInfo.Kind != proto.RoomPublic {
 			v.notFound = true // no longer open to the user
 		}
 	case client.EventUnread:
@@ -757,7 +759,7 @@ func (v *roomView) addMember(ctx goapp.Context, e goapp.Event) {
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		err := sess.Call(rctx, "POST", "/api/rooms/"+url.PathEscape(room)+"/members", proto.UserRef{User: name}, nil)
+		err := sess.AddMember(rctx, room, name)
 		var info proto.Room
 		if err == nil {
 			info, err = sess.Room(rctx, room)
@@ -775,15 +777,15 @@ func (v *roomView) addMember(ctx goapp.Context, e goapp.Event) {
 
 // leave ends the user's membership of the room and goes back to the room list.
 func (v *roomView) leave(ctx goapp.Context, e goapp.Event) {
-	v.memberErr = ""
+	v.memberErr, v.leaving = "", true
 	sess, room, me := v.sess, v.Room, v.me
 	ctx.Async(func() {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		err := sess.Call(rctx, "DELETE", "/api/rooms/"+url.PathEscape(room)+"/members/"+url.PathEscape(me), nil, nil)
+		err := sess.RemoveMember(rctx, room, me)
 		ctx.Dispatch(func(ctx goapp.Context) {
 			if err != nil {
-				v.memberErr = errorText(err)
+				v.memberErr, v.leaving = errorText(err), false
 				return
 			}
 			ctx.Navigate(PathHome)

@@ -189,3 +189,73 @@ func TestBrowserMentionNotifies(t *testing.T) {
 		t.Error("a notification for the room alice has open")
 	}
 }
+
+// TestBrowserRoomsOfEveryKind has alice create a private room and add bob, who sees it appear
+// in his list, opens it and leaves it; then alice creates a public room, which bob finds among
+// the public rooms and joins.
+func TestBrowserRoomsOfEveryKind(t *testing.T) {
+	chromium := requireBrowserPrereqs(t)
+	ts := startKaiwa(t)
+	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
+	register(t, bob, ts.URL, "bob")
+	register(t, alice, ts.URL, "alice")
+
+	alice.do(t, "alice creates the private room team",
+		chromedp.SendKeys(chromedp.CSS(`form.create-room input[name="room"]`), "team"),
+		chromedp.SetValue(chromedp.CSS(`form.create-room select[name="kind"]`), "private"),
+		chromedp.Click(chromedp.CSS(`form.create-room button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="room"][data-room="team"]`)))
+	waitJS(t, alice, "connected", connected, 30*time.Second)
+	alice.do(t, "alice adds bob",
+		chromedp.Click(chromedp.CSS(`.members details summary`)),
+		chromedp.SendKeys(chromedp.CSS(`form.add-member input[name="member"]`), "bob"),
+		chromedp.Click(chromedp.CSS(`form.add-member button[type="submit"]`)))
+	waitJS(t, alice, "bob is a member", `document.querySelector('.member-list [data-member="bob"]')`, 30*time.Second)
+
+	waitJS(t, bob, "team appears in bob's list", roomLink("team")+`?.closest('li').dataset.kind === "private"`, 30*time.Second)
+	bob.do(t, "bob opens team", chromedp.Click(chromedp.CSS(`ul.rooms li[data-room="team"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="room"][data-room="team"] button[data-action="leave"]`)))
+	waitJS(t, bob, "connected", connected, 30*time.Second)
+	bob.do(t, "bob leaves team", chromedp.Click(chromedp.CSS(`button[data-action="leave"]`)))
+	if !pollJS(bob, `document.querySelector('[data-view="home"] ul.rooms li[data-room="general"]')`, 30*time.Second) {
+		t.Fatalf("bob is not back on the list after leaving: %s", eval[string](t, bob, `location.pathname + " " + document.querySelector("main").innerHTML`))
+	}
+	waitJS(t, bob, "team is gone from bob's list", `!document.querySelector('[data-room="team"]')`, 30*time.Second)
+
+	alice.do(t, "alice creates the public room lobby",
+		chromedp.Click(chromedp.CSS(`header a[href="/"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`form.create-room input[name="room"]`)),
+		chromedp.SendKeys(chromedp.CSS(`form.create-room input[name="room"]`), "lobby"),
+		chromedp.Click(chromedp.CSS(`form.create-room button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="room"][data-room="lobby"]`)))
+	bob.do(t, "bob lists the rooms again", chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`ul.rooms.public li[data-room="lobby"] button[data-action="join"]`)),
+		chromedp.Click(chromedp.CSS(`ul.rooms.public li[data-room="lobby"] button[data-action="join"]`)))
+	waitJS(t, bob, "lobby is among bob's rooms", `document.querySelector('ul.rooms:not(.public) li[data-room="lobby"] a')`, 30*time.Second)
+	waitJS(t, bob, "and no longer among the others", `!document.querySelector('ul.rooms.public li[data-room="lobby"]')`, 10*time.Second)
+}
+
+// TestBrowserJumpToLatest has bob write while alice reads older messages: a button counts the
+// new ones and takes her to them.
+func TestBrowserJumpToLatest(t *testing.T) {
+	chromium := requireBrowserPrereqs(t)
+	ts := startKaiwa(t)
+	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
+	register(t, alice, ts.URL, "alice")
+	register(t, bob, ts.URL, "bob")
+	openRoom(t, alice, ts.URL, "general")
+	openRoom(t, bob, ts.URL, "general")
+	const first = 30
+	for i := range first {
+		setComposer(t, bob, "line "+strconv.Itoa(i)+"\n\n\n")
+		send(t, bob, "")
+	}
+	waitJS(t, alice, "alice has every message", `document.querySelectorAll('[role="log"] [data-seq]').length === `+strconv.Itoa(first), 60*time.Second)
+	waitJS(t, alice, "the log overflows", `(() => { const l = document.getElementById('room-log'); return l.scrollHeight > l.clientHeight + 200 })()`, 10*time.Second)
+	eval[bool](t, alice, `(() => { document.getElementById('room-log').scrollTop = 0; return true })()`)
+	send(t, bob, "new one")
+	send(t, bob, "new two")
+	waitJS(t, alice, "the button counts 2 new", `document.querySelector('button[data-action="jump"]')?.dataset.new === "2"`, 30*time.Second)
+	alice.do(t, "jump", chromedp.Click(chromedp.CSS(`button[data-action="jump"]`)))
+	waitJS(t, alice, "at the end, the button gone", `(() => { const l = document.getElementById('room-log'); return l.scrollHeight - l.scrollTop - l.clientHeight < 80 && !document.querySelector('button[data-action="jump"]') })()`, 10*time.Second)
+}
