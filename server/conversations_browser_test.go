@@ -150,8 +150,8 @@ func grantNotifications(t *testing.T, b *browser, origin string) {
 }
 
 // TestBrowserMentionNotifies has bob mention alice in a room while she reads another: with her
-// permission, a notification for that room shows through the service worker; a muted room
-// shows none.
+// permission, a notification for that room shows through the service worker; once she mutes
+// the room, its messages count in the title and show no notification.
 func TestBrowserMentionNotifies(t *testing.T) {
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
@@ -187,6 +187,27 @@ func TestBrowserMentionNotifies(t *testing.T) {
 	}
 	if eval[bool](t, alice, `(async () => (await (await navigator.serviceWorker.ready).getNotifications()).some((n) => n.tag === "general"))()`) {
 		t.Error("a notification for the room alice has open")
+	}
+
+	// Muted, side keeps its badge and shows no notification.
+	eval[bool](t, alice, `(async () => { for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close(); return true })()`)
+	openRoom(t, alice, ts.URL, "side")
+	alice.do(t, "alice mutes side", chromedp.Click(chromedp.CSS(`button[data-action="mute"]`)))
+	waitJS(t, alice, "side is muted", `document.querySelector('button[data-action="mute"]').getAttribute('aria-pressed') === "true"`, 10*time.Second)
+	openRoom(t, alice, ts.URL, "general")
+	waitJS(t, alice, "nothing unread", `!document.title.startsWith("(")`, 30*time.Second)
+	send(t, bob, "@alice again")
+	waitJS(t, alice, "the title counts the message in the muted room", `document.title.startsWith("(1) ")`, 30*time.Second)
+	// A negative: give a notification, were one on its way, the time it takes to show.
+	if eval[bool](t, alice, `(async () => {
+		const reg = await navigator.serviceWorker.ready;
+		for (let i = 0; i < 20; i++) {
+			if ((await reg.getNotifications()).some((n) => n.tag === "side")) return true;
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		return false;
+	})()`) {
+		t.Error("a notification for a muted room")
 	}
 }
 
