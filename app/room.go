@@ -82,6 +82,9 @@ func (v *roomView) OnMount(ctx goapp.Context) {
 	v.msgs = slices.Clone(v.Tab.messages(ctx, v.Room))
 	v.pending = roomOutbox(v.sess.Outbox(), v.Room)
 	v.state = v.sess.State()
+	if v.state == client.StateConnected {
+		v.online = v.Tab.online[v.Room]
+	}
 	v.typing = map[string]time.Time{}
 	v.Tab.current = v.Room
 	v.muted = slices.Contains(localData{ctx.LocalStorage()}.muted(), v.Room)

@@ -38,10 +38,11 @@ type Tab struct {
 	stop    context.CancelFunc
 	saved   map[string][]proto.Message // by room: the newest messages, as kept in local storage
 
-	title   string     // the page's title, without the unread count (see setTitle)
-	unread  int        // the total unread count the title and the app badge show
-	current string     // the room whose page is shown, "" on other pages
-	swallow goapp.Func // the rejection handler of browser promises whose failure changes nothing
+	title   string              // the page's title, without the unread count (see setTitle)
+	unread  int                 // the total unread count the title and the app badge show
+	current string              // the room whose page is shown, "" on other pages
+	online  map[string][]string // by room: who is online, from the last presence frame
+	swallow goapp.Func          // the rejection handler of browser promises whose failure changes nothing
 }
 
 // NewTab returns the tab's holder for the server that served the page. Nothing starts before
@@ -181,10 +182,11 @@ func (t *Tab) startSession(ctx goapp.Context, tb *proto.TokenBody) {
 	}
 	sub := sess.Subscribe(client.Filter{Kinds: []client.EventKind{
 		client.EventToken, client.EventLoginRequired, client.EventState, client.EventMessage, client.EventOutbox,
-		client.EventUnread, client.EventRoom, client.EventRead,
+		client.EventUnread, client.EventRoom, client.EventRead, client.EventPresence,
 	}})
 	sctx, stop := context.WithCancel(context.Background())
 	t.sess, t.stop = sess, stop
+	t.online = map[string][]string{}
 	go func() {
 		for ev := range sub.C() {
 			t.do(func(ctx goapp.Context) { t.apply(ctx, sess, ev) })
@@ -223,6 +225,9 @@ func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
 		t.endSession()
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 	case client.EventState:
+		if ev.State != client.StateConnected {
+			clear(t.online) // the server sends the lists again on the next joins
+		}
 		if ev.State == client.StateOffline && sess.AccessToken() == "" {
 			// The server cannot be reached to find out who is signed in.
 			ctx.SetState(stateAuth, auth{Status: authOffline})
@@ -234,6 +239,9 @@ func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
 		t.notify(ctx, sess, ev.Message)
 	case client.EventOutbox:
 		data.setOutbox(ev.Outbox)
+	case client.EventPresence:
+		// A room's page shows it from when it opens: the session joined the room earlier.
+		t.online[ev.Room] = ev.Online
 	case client.EventUnread, client.EventRoom, client.EventRead:
 		t.showUnread(ctx, sess)
 	}
