@@ -402,16 +402,25 @@ func (v *roomView) loadOlder(ctx goapp.Context) {
 				v.err = errorText(err)
 				return
 			}
-			// What lies below the view's top stays put: keep the distance from the bottom.
-			log := goapp.Window().GetElementByID(logID)
-			fromBottom := 0
-			if log.Truthy() {
-				fromBottom = log.Get("scrollHeight").Int() - log.Get("scrollTop").Int()
+			// The message that was first stays where it was on screen. (Its own height may
+			// change: with older messages of its author above, it joins their group.)
+			first := strconv.FormatUint(before, 10)
+			offset := func() float64 {
+				log := goapp.Window().GetElementByID(logID)
+				if !log.Truthy() {
+					return 0
+				}
+				el := log.Call("querySelector", `[data-seq="`+first+`"]`)
+				if !el.Truthy() {
+					return 0
+				}
+				return el.Call("getBoundingClientRect").Get("top").Float() - log.Call("getBoundingClientRect").Get("top").Float()
 			}
+			was := offset()
 			v.msgs = mergeMessages(page.Messages, v.msgs)
 			ctx.Defer(func(goapp.Context) {
-				if log.Truthy() {
-					log.Set("scrollTop", log.Get("scrollHeight").Int()-fromBottom)
+				if log := goapp.Window().GetElementByID(logID); log.Truthy() {
+					log.Set("scrollTop", log.Get("scrollTop").Float()+offset()-was)
 				}
 			})
 		})

@@ -134,6 +134,18 @@ func TestBrowserDirectMessage(t *testing.T) {
 	}
 }
 
+// inAppTo opens a room from the room list, through the app's links, and waits until the room
+// is connected.
+func inAppTo(t *testing.T, b *browser, room string) {
+	t.Helper()
+	b.do(t, "open "+room+" from the list",
+		chromedp.Click(chromedp.CSS(`header a[href="/"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`ul.rooms li[data-room="`+room+`"] a`)),
+		chromedp.Click(chromedp.CSS(`ul.rooms li[data-room="`+room+`"] a`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="room"][data-room="`+room+`"] [role="log"]`)))
+	waitJS(t, b, "connected in "+room, connected, 30*time.Second)
+}
+
 // grantNotifications allows the page's origin to show notifications, as the user would.
 func grantNotifications(t *testing.T, b *browser, origin string) {
 	t.Helper()
@@ -166,7 +178,8 @@ func TestBrowserMentionNotifies(t *testing.T) {
 	if !eval[bool](t, alice, `navigator.serviceWorker.ready.then(() => Notification.permission === "granted")`) {
 		t.Fatal("notifications are not allowed, or no service worker")
 	}
-	openRoom(t, alice, ts.URL, "general")
+	// Through the app's links: the tab's session, which joined side, stays.
+	inAppTo(t, alice, "general")
 
 	openRoom(t, bob, ts.URL, "side")
 	send(t, bob, "@alice look here")
@@ -191,10 +204,10 @@ func TestBrowserMentionNotifies(t *testing.T) {
 
 	// Muted, side keeps its badge and shows no notification.
 	eval[bool](t, alice, `(async () => { for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close(); return true })()`)
-	openRoom(t, alice, ts.URL, "side")
+	inAppTo(t, alice, "side")
 	alice.do(t, "alice mutes side", chromedp.Click(chromedp.CSS(`button[data-action="mute"]`)))
 	waitJS(t, alice, "side is muted", `document.querySelector('button[data-action="mute"]').getAttribute('aria-pressed') === "true"`, 10*time.Second)
-	openRoom(t, alice, ts.URL, "general")
+	inAppTo(t, alice, "general")
 	waitJS(t, alice, "nothing unread", `!document.title.startsWith("(")`, 30*time.Second)
 	send(t, bob, "@alice again")
 	waitJS(t, alice, "the title counts the message in the muted room", `document.title.startsWith("(1) ")`, 30*time.Second)
@@ -209,6 +222,11 @@ func TestBrowserMentionNotifies(t *testing.T) {
 	})()`) {
 		t.Error("a notification for a muted room")
 	}
+
+	// A click on a notification makes the service worker post the room's path to the tab it
+	// focuses, which opens the room without a reload.
+	eval[bool](t, alice, `(() => { window.__kaiwaSameDocument = true; navigator.serviceWorker.dispatchEvent(new MessageEvent("message", {data: {type: "kaiwa.open", url: "/rooms/side"}})); return true })()`)
+	waitJS(t, alice, "the notification's room opens", `document.querySelector('[data-view="room"][data-room="side"]') && window.__kaiwaSameDocument`, 30*time.Second)
 }
 
 // TestBrowserRoomsOfEveryKind has alice create a private room and add bob, who sees it appear
