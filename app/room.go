@@ -145,10 +145,11 @@ func (v *roomView) listenVisibility(ctx goapp.Context) {
 	}
 }
 
-// markSeen moves the read marker to the newest message on screen, while the tab is visible.
+// markSeen moves the read marker to the newest message on screen, while the tab is visible,
+// in a room the user is a member of (a public room read without joining has no marker).
 // The session sends it to the server at most once a second per room.
 func (v *roomView) markSeen() {
-	if v.sess == nil || len(v.msgs) == 0 || goapp.Window().Get("document").Get("visibilityState").String() != "visible" {
+	if v.sess == nil || !v.info.Member || len(v.msgs) == 0 || goapp.Window().Get("document").Get("visibilityState").String() != "visible" {
 		return
 	}
 	seq := v.newestOnScreen()
@@ -297,6 +298,7 @@ func (v *roomView) apply(ctx goapp.Context, ev client.Event) {
 		}
 	case client.EventRoom:
 		v.setInfo(ctx, ev.RoomInfo)
+		ctx.Defer(func(goapp.Context) { v.markSeen() })
 		if !ev.RoomInfo.Member && v.leaving {
 			ctx.Navigate(PathHome)
 		} else if !ev.RoomInfo.Member && ev.RoomInfo.Kind != proto.RoomPublic {
