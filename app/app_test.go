@@ -40,43 +40,31 @@ func TestErrorText(t *testing.T) {
 	}
 }
 
-func TestInsertRoom(t *testing.T) {
-	rooms := func(names ...string) []proto.Room {
-		var out []proto.Room
-		for _, n := range names {
-			out = append(out, proto.Room{Name: n})
-		}
-		return out
-	}
-	names := func(rs []proto.Room) string {
-		var out []string
-		for _, r := range rs {
-			out = append(out, r.Name)
-		}
-		return strings.Join(out, ",")
-	}
+func TestRoomLabel(t *testing.T) {
 	tests := []struct {
-		name   string
-		rooms  []proto.Room
-		insert string
-		want   string
+		name string
+		room proto.Room
+		want string
 	}{
-		{"into nothing", nil, "general", "general"},
-		{"in the middle", rooms("a", "c"), "b", "a,b,c"},
-		{"at the end", rooms("a", "b"), "z", "a,b,z"},
-		{"already there", rooms("a", "b"), "a", "a,b"},
+		{"public", proto.Room{Name: "general", Kind: proto.RoomPublic}, "#general"},
+		{"private", proto.Room{Name: "team", Kind: proto.RoomPrivate, Members: []string{"alice", "bob"}}, "#team"},
+		{"dm by the other person", proto.Room{Name: "dm-0123456789abcdef", Kind: proto.RoomDM, Members: []string{"alice", "bob"}}, "bob"},
+		{"dm listed the other way", proto.Room{Name: "dm-0123456789abcdef", Kind: proto.RoomDM, Members: []string{"aaron", "alice"}}, "aaron"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := names(tt.rooms)
-			got := insertRoom(tt.rooms, proto.Room{Name: tt.insert})
-			if names(got) != tt.want {
-				t.Errorf("got %s, want %s", names(got), tt.want)
-			}
-			if names(tt.rooms) != before {
-				t.Errorf("the input changed to %s", names(tt.rooms))
+			if got := roomLabel(tt.room, "alice"); got != tt.want {
+				t.Errorf("roomLabel = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCountText(t *testing.T) {
+	for n, want := range map[int]string{1: "1", 999: "999", proto.UnreadMax: "999+", 5000: "999+"} {
+		if got := countText(n); got != want {
+			t.Errorf("countText(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
 
@@ -148,7 +136,9 @@ func TestUserTextIsText(t *testing.T) {
 		ui   goapp.UI
 	}{
 		{"user name", &landing{Auth: auth{Status: authSignedIn, User: proto.User{Name: evil}}}},
-		{"room name", &landing{rooms: []proto.Room{{Name: evil}}, loaded: true}},
+		{"room name", &landing{rooms: []proto.Room{{Name: evil, Member: true}}, loaded: true}},
+		{"public room name", &landing{rooms: []proto.Room{{Name: evil, Kind: proto.RoomPublic}}, loaded: true}},
+		{"dm partner", &landing{rooms: []proto.Room{{Name: "dm-x", Kind: proto.RoomDM, Member: true, Members: []string{evil, "zed"}}}, loaded: true}},
 		{"error sentence", &authForm{err: evil}},
 		{"top bar", frame(auth{Status: authSignedIn, User: proto.User{Name: evil}})},
 	}

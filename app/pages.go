@@ -29,7 +29,7 @@ type homePage struct {
 }
 
 func (p *homePage) OnNav(ctx goapp.Context) {
-	ctx.Page().SetTitle("Kaiwa")
+	p.tab.setTitle(ctx, "Kaiwa")
 }
 
 func (p *homePage) OnMount(ctx goapp.Context) {
@@ -57,7 +57,7 @@ func (p *authPage) OnNav(ctx goapp.Context) {
 	if p.Register {
 		title = "Create an account · Kaiwa"
 	}
-	ctx.Page().SetTitle(title)
+	p.tab.setTitle(ctx, title)
 }
 
 func (p *authPage) OnMount(ctx goapp.Context) {
@@ -91,7 +91,7 @@ type roomPage struct {
 
 func (p *roomPage) OnNav(ctx goapp.Context) {
 	p.room = strings.TrimPrefix(ctx.Page().URL().Path, PathRoomPrefix)
-	ctx.Page().SetTitle("#%s · Kaiwa", p.room)
+	p.tab.setTitle(ctx, "#"+p.room+" · Kaiwa")
 }
 
 func (p *roomPage) OnMount(ctx goapp.Context) {
@@ -120,7 +120,7 @@ type notFoundPage struct {
 }
 
 func (p *notFoundPage) OnNav(ctx goapp.Context) {
-	ctx.Page().SetTitle("Not found · Kaiwa")
+	p.tab.setTitle(ctx, "Not found · Kaiwa")
 }
 
 func (p *notFoundPage) OnMount(ctx goapp.Context) {

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,9 +50,21 @@ type roomView struct {
 	err       string
 	lastTyped time.Time
 
-	sess    *client.Session
-	sub     *client.Subscription
-	release func() // removes the composer's key and submit listeners
+	info      proto.Room // the room object, once the session knows it
+	divider   uint64     // the read marker when the room was opened: "new messages" below it
+	divided   bool       // the room had unread messages when opened: the divider shows
+	knownRead bool       // divider is set (the session knew the marker)
+	marked    uint64     // the highest seq this view marked read
+	below     int        // new messages that arrived while the log was scrolled up
+	editing   uint64     // the seq of the message of ours being edited, 0 when none
+	muted     bool
+	leaving   bool // the user asked to leave the room: its removal leads back to the list
+	memberErr string
+
+	sess     *client.Session
+	sub      *client.Subscription
+	release  func() // removes the composer's key and submit listeners
+	unlisten func() // removes the visibility listener
 }
 
 // CompoID makes go-app mount a new view for another room.
@@ -68,7 +82,15 @@ func (v *roomView) OnMount(ctx goapp.Context) {
 	v.msgs = slices.Clone(v.Tab.messages(ctx, v.Room))
 	v.pending = roomOutbox(v.sess.Outbox(), v.Room)
 	v.state = v.sess.State()
+	if v.state == client.StateConnected {
+		v.online = v.Tab.online[v.Room]
+	}
 	v.typing = map[string]time.Time{}
+	v.Tab.current = v.Room
+	v.muted = slices.Contains(localData{ctx.LocalStorage()}.muted(), v.Room)
+	if info, ok := findRoom(v.sess, v.Room); ok {
+		v.setInfo(ctx, info)
+	}
 
 	// Subscribe before joining, so that nothing the join brings is missed.
 	v.sub = v.sess.Subscribe(client.Filter{Room: v.Room})
@@ -93,12 +115,84 @@ func (v *roomView) OnMount(ctx goapp.Context) {
 		v.scrollToBottom()
 		focusID(titleID)
 		v.listenComposer(ctx)
+		v.listenVisibility(ctx)
+		v.markSeen()
 	})
 }
 
+// setInfo takes the room object the session has: the title (a dm is named by the other
+// person), and, the first time, the read marker where the "new messages" divider goes.
+func (v *roomView) setInfo(ctx goapp.Context, info proto.Room) {
+	v.info = info
+	if !v.knownRead && info.Member {
+		v.knownRead = true
+		v.divider, v.divided = info.ReadSeq, info.Unread > 0
+	}
+	v.Tab.setTitle(ctx, roomLabel(info, v.me)+" · Kaiwa")
+}
+
+// listenVisibility marks what is on screen read when the tab becomes visible again.
+func (v *roomView) listenVisibility(ctx goapp.Context) {
+	doc := goapp.Window().Get("document")
+	f := goapp.FuncOf(func(this goapp.Value, args []goapp.Value) any {
+		ctx.Dispatch(func(goapp.Context) { v.markSeen() })
+		return nil
+	})
+	doc.Call("addEventListener", "visibilitychange", f)
+	v.unlisten = func() {
+		doc.Call("removeEventListener", "visibilitychange", f)
+		f.Release()
+	}
+}
+
+// markSeen moves the read marker to the newest message on screen, while the tab is visible,
+// in a room the user is a member of (a public room read without joining has no marker).
+// The session sends it to the server at most once a second per room.
+func (v *roomView) markSeen() {
+	if v.sess == nil || !v.info.Member || len(v.msgs) == 0 || goapp.Window().Get("document").Get("visibilityState").String() != "visible" {
+		return
+	}
+	seq := v.newestOnScreen()
+	if seq <= v.marked {
+		return
+	}
+	v.marked = seq
+	v.sess.MarkRead(v.Room, seq)
+}
+
+// newestOnScreen returns the seq of the newest message in sight in the log: the newest of all
+// (edits and deletions after it included) when the log is at its end.
+func (v *roomView) newestOnScreen() uint64 {
+	if v.nearBottom() {
+		return v.msgs[len(v.msgs)-1].Seq
+	}
+	log := goapp.Window().GetElementByID(logID)
+	if !log.Truthy() {
+		return 0
+	}
+	box := log.Call("getBoundingClientRect")
+	top, bottom := box.Get("top").Float(), box.Get("bottom").Float()
+	items := log.Call("querySelectorAll", "[data-seq]")
+	for i := items.Length() - 1; i >= 0; i-- {
+		el := items.Index(i)
+		r := el.Call("getBoundingClientRect")
+		if r.Get("top").Float() < bottom && r.Get("bottom").Float() > top {
+			seq, _ := strconv.ParseUint(el.Get("dataset").Get("seq").String(), 10, 64)
+			return seq
+		}
+	}
+	return 0
+}
+
 func (v *roomView) OnDismount() {
+	if v.Tab.current == v.Room {
+		v.Tab.current = ""
+	}
 	if v.sub != nil {
 		v.sub.Close()
+	}
+	if v.unlisten != nil {
+		v.unlisten()
 	}
 	if v.release != nil {
 		v.release()
@@ -202,6 +296,18 @@ func (v *roomView) apply(ctx goapp.Context, ev client.Event) {
 			v.typing[ev.User] = time.Now().Add(typingShown)
 			ctx.After(typingShown, func(ctx goapp.Context) {}) // render again when it expires
 		}
+	case client.EventRoom:
+		v.setInfo(ctx, ev.RoomInfo)
+		ctx.Defer(func(goapp.Context) { v.markSeen() })
+		if !ev.RoomInfo.Member && v.leaving {
+			ctx.Navigate(PathHome)
+		} else if !ev.RoomInfo.Member && ev.RoomInfo.Kind != proto.RoomPublic {
+			v.notFound = true // no longer open to the user
+		}
+	case client.EventUnread:
+		if info, ok := findRoom(v.sess, v.Room); ok {
+			v.setInfo(ctx, info)
+		}
 	case client.EventJoinRefused:
 		if ev.Code == proto.CodeInvalidRoom || ev.Code == proto.CodeNotFound {
 			v.notFound = true
@@ -226,13 +332,29 @@ func (v *roomView) deliver(ctx goapp.Context, msgs []proto.Message) {
 // was there.
 func (v *roomView) show(ctx goapp.Context, msgs []proto.Message) {
 	atBottom := v.nearBottom()
+	newest := uint64(0)
+	if len(v.msgs) > 0 {
+		newest = v.msgs[len(v.msgs)-1].Seq
+	}
 	v.msgs = mergeMessages(v.msgs, msgs)
 	for _, m := range msgs {
 		v.pending = slices.DeleteFunc(v.pending, func(p client.Pending) bool { return p.ID == m.ID })
+		if !atBottom && m.Seq > newest && m.Kind == "" && m.From != v.me {
+			v.below++
+		}
 	}
 	if atBottom {
-		ctx.Defer(func(goapp.Context) { v.scrollToBottom() })
+		ctx.Defer(func(goapp.Context) { v.scrollToBottom(); v.markSeen() })
+	} else {
+		ctx.Defer(func(goapp.Context) { v.markSeen() })
 	}
+}
+
+// jumpToLatest scrolls the log to its end.
+func (v *roomView) jumpToLatest(ctx goapp.Context, e goapp.Event) {
+	v.scrollToBottom()
+	v.below = 0
+	v.markSeen()
 }
 
 // loadHistory reads the newest page of the room through the session.
@@ -259,7 +381,7 @@ func (v *roomView) loadHistory(ctx goapp.Context) {
 				return
 			}
 			v.deliver(ctx, page.Messages)
-			ctx.Defer(func(goapp.Context) { v.scrollToBottom() })
+			ctx.Defer(func(goapp.Context) { v.scrollToBottom(); v.markSeen() })
 		})
 	})
 }
@@ -282,16 +404,25 @@ func (v *roomView) loadOlder(ctx goapp.Context) {
 				v.err = errorText(err)
 				return
 			}
-			// What lies below the view's top stays put: keep the distance from the bottom.
-			log := goapp.Window().GetElementByID(logID)
-			fromBottom := 0
-			if log.Truthy() {
-				fromBottom = log.Get("scrollHeight").Int() - log.Get("scrollTop").Int()
+			// The message that was first stays where it was on screen. (Its own height may
+			// change: with older messages of its author above, it joins their group.)
+			first := strconv.FormatUint(before, 10)
+			offset := func() float64 {
+				log := goapp.Window().GetElementByID(logID)
+				if !log.Truthy() {
+					return 0
+				}
+				el := log.Call("querySelector", `[data-seq="`+first+`"]`)
+				if !el.Truthy() {
+					return 0
+				}
+				return el.Call("getBoundingClientRect").Get("top").Float() - log.Call("getBoundingClientRect").Get("top").Float()
 			}
+			was := offset()
 			v.msgs = mergeMessages(page.Messages, v.msgs)
 			ctx.Defer(func(goapp.Context) {
-				if log.Truthy() {
-					log.Set("scrollTop", log.Get("scrollHeight").Int()-fromBottom)
+				if log := goapp.Window().GetElementByID(logID); log.Truthy() {
+					log.Set("scrollTop", log.Get("scrollTop").Float()+offset()-was)
 				}
 			})
 		})
@@ -302,6 +433,11 @@ func (v *roomView) loadOlder(ctx goapp.Context) {
 func (v *roomView) scrolled(ctx goapp.Context, e goapp.Event) {
 	if ctx.JSSrc().Get("scrollTop").Int() < olderMargin {
 		v.loadOlder(ctx)
+	}
+	v.markSeen()
+	if v.below > 0 && v.nearBottom() {
+		v.below = 0
+		return
 	}
 	ctx.PreventUpdate()
 }
@@ -404,8 +540,13 @@ func (v *roomView) Render() goapp.UI {
 				goapp.Span().Aria("hidden", "true").Text("‹ "),
 				goapp.Text("Rooms"),
 			),
-			goapp.H1().ID(titleID).TabIndex(-1).Text("#"+v.Room),
+			goapp.H1().ID(titleID).TabIndex(-1).Text(roomLabel(v.roomInfo(), v.me)),
 			statusLine(v.state),
+			goapp.Button().Type("button").Class("secondary").DataSet("action", "mute").
+				Aria("pressed", strconv.FormatBool(v.muted)).
+				Title("No notifications from this room; its badge stays").
+				Text("Mute").OnClick(v.toggleMute),
+			v.renderMembers(),
 		),
 		goapp.Div().Class("room-body").Body(
 			v.renderLog(),
@@ -420,6 +561,12 @@ func (v *roomView) Render() goapp.UI {
 					return goapp.P().Class("hint").Text("Not known while disconnected")
 				}),
 			),
+		),
+		goapp.Div().Class("jump").Body(
+			goapp.If(v.below > 0, func() goapp.UI {
+				return goapp.Button().Type("button").DataSet("action", "jump").DataSet("new", v.below).
+					Text(fmt.Sprintf("Jump to latest (%d new)", v.below)).OnClick(v.jumpToLatest)
+			}),
 		),
 		goapp.P().Class("typing").Aria("live", "polite").Text(typingText(v.typingNames(time.Now()))),
 		goapp.P().Class("error").Role("alert").Hidden(v.err == "").Text(v.err),
@@ -440,7 +587,6 @@ func (v *roomView) Render() goapp.UI {
 }
 
 func (v *roomView) renderLog() goapp.UI {
-	me := v.me
 	// role="log" is on the scrolling box, so that the list inside keeps its list semantics.
 	return goapp.Div().ID(logID).Class("log").Role("log").Aria("label", "Messages").TabIndex(0).OnScroll(v.scrolled).Body(
 		goapp.If(v.hasOlder(), func() goapp.UI {
@@ -449,33 +595,216 @@ func (v *roomView) renderLog() goapp.UI {
 					OnClick(func(ctx goapp.Context, e goapp.Event) { v.loadOlder(ctx) }),
 			)
 		}),
-		goapp.Ol().Class("messages").Body(
-			goapp.Range(v.msgs).Slice(func(i int) goapp.UI {
-				return messageItem(v.msgs[i], me)
-			}),
-			goapp.Range(v.pending).Slice(func(i int) goapp.UI {
-				if v.pending[i].Failed {
-					return failedItem(v.sess, v.pending[i], me, false)
-				}
-				return pendingItem(v.pending[i], me)
-			}),
-		),
+		goapp.Ol().Class("messages").Body(v.logItems()...),
 	)
 }
 
-// messageItem is a delivered message. Its text is a text node: never markup.
-func messageItem(m proto.Message, me string) goapp.UI {
+// roomInfo is the room object, or as much as its name says while the session has none.
+func (v *roomView) roomInfo() proto.Room {
+	if v.info.Name == "" {
+		return proto.Room{Name: v.Room}
+	}
+	return v.info
+}
+
+// logItems lists the log's entries: day separators, the "new messages" divider, the messages
+// (consecutive ones of one author within groupWithin grouped), then the sends still pending.
+func (v *roomView) logItems() []goapp.UI {
+	me, now := v.me, time.Now()
+	shown := foldEdits(v.msgs)
+	items := make([]goapp.UI, 0, len(shown)+len(v.pending)+4)
+	for i, m := range shown {
+		var prev *proto.Message
+		if i > 0 {
+			prev = &shown[i-1]
+		}
+		newDay := prev == nil || !sameDay(prev.TS, m.TS)
+		if newDay {
+			items = append(items, goapp.Li().Class("day").Role("separator").DataSet("day", m.TS.Local().Format(time.DateOnly)).Body(
+				goapp.Span().Text(dayText(m.TS, now)),
+			))
+		}
+		divided := v.divided && m.Seq > v.divider && (prev == nil || prev.Seq <= v.divider)
+		if divided {
+			items = append(items, goapp.Li().Class("divider").Role("separator").DataSet("divider", "new").Body(
+				goapp.Span().Text("New messages"),
+			))
+		}
+		grouped := !newDay && !divided && prev.From == m.From && m.TS.Sub(prev.TS) < groupWithin
+		items = append(items, v.messageItem(m, me, grouped))
+	}
+	for _, p := range v.pending {
+		switch {
+		case p.Failed:
+			items = append(items, failedItem(v.sess, p, me, false))
+		case p.Kind == "":
+			items = append(items, pendingItem(p, me))
+		}
+	}
+	return items
+}
+
+// messageItem is a delivered message: its text as text nodes, links and highlighted mentions
+// of the user, never markup. The user's own messages may be edited and deleted.
+func (v *roomView) messageItem(m proto.Message, me string, grouped bool) goapp.UI {
 	class := "msg"
 	if m.From == me {
 		class += " mine"
 	}
-	return goapp.Li().Class(class).DataSet("seq", m.Seq).DataSet("id", m.ID).Body(
+	if grouped {
+		class += " grouped"
+	}
+	if slices.Contains(m.Mentions, me) {
+		class += " mentions-me"
+	}
+	if m.Deleted {
+		class += " deleted"
+	}
+	mine := m.From == me && !m.Deleted
+	var body goapp.UI
+	switch {
+	case m.Deleted:
+		body = goapp.P().Class("text").Body(goapp.Em().Text("message deleted"))
+	case v.editing == m.Seq:
+		body = v.editForm(m)
+	default:
+		body = goapp.P().Class("text").Body(
+			append(richText(m.Text, me), goapp.If(m.EditedAt != nil, func() goapp.UI {
+				return goapp.Span().Class("edited").Text(" (edited)")
+			}))...,
+		)
+	}
+	return goapp.Li().Class(class).DataSet("seq", m.Seq).DataSet("id", m.ID).DataSet("from", m.From).Body(
 		goapp.Div().Class("msg-meta").Body(
 			goapp.Span().Class("from").Text(m.From),
 			goapp.Time().DateTime("%s", m.TS.Format(time.RFC3339)).Text(m.TS.Local().Format("15:04")),
 		),
-		goapp.P().Class("text").Text(m.Text),
+		body,
+		goapp.If(mine && v.editing != m.Seq, func() goapp.UI {
+			seq := m.Seq
+			return goapp.Div().Class("msg-actions").Body(
+				goapp.Button().Type("button").Class("link").DataSet("action", "edit").Text("Edit").
+					OnClick(func(ctx goapp.Context, e goapp.Event) { v.editing = seq }),
+				goapp.Button().Type("button").Class("link").DataSet("action", "delete").Text("Delete").
+					OnClick(func(ctx goapp.Context, e goapp.Event) { v.sess.Delete(v.Room, seq) }),
+			)
+		}),
 	)
+}
+
+// editForm edits the text of a message of ours in place.
+func (v *roomView) editForm(m proto.Message) goapp.UI {
+	seq := m.Seq
+	id := "edit-" + strconv.FormatUint(seq, 10)
+	return goapp.Form().Class("edit-form").OnSubmit(func(ctx goapp.Context, e goapp.Event) {
+		e.PreventDefault()
+		text := strings.TrimSpace(ctx.JSSrc().Call("querySelector", "textarea").Get("value").String())
+		if _, code := proto.NormalizeText(text); code != "" {
+			v.err = errorCodeText(code, "")
+			return
+		}
+		if utf8.RuneCountInString(text) > proto.TextMax {
+			v.err = errorCodeText(proto.CodeTextTooLong, "")
+			return
+		}
+		v.err, v.editing = "", 0
+		if text != m.Text {
+			v.sess.Edit(v.Room, seq, text)
+		}
+	}).Body(
+		goapp.Label().Class("visually-hidden").For(id).Text("Edit your message"),
+		goapp.Textarea().ID(id).Name("edit").Rows(2).Text(m.Text),
+		goapp.Div().Class("msg-actions").Body(
+			goapp.Button().Type("submit").DataSet("action", "save").Text("Save"),
+			goapp.Button().Type("button").Class("secondary").Text("Cancel").
+				OnClick(func(ctx goapp.Context, e goapp.Event) { v.editing = 0 }),
+		),
+	)
+}
+
+// toggleMute mutes or unmutes the room's notifications on this browser.
+func (v *roomView) toggleMute(ctx goapp.Context, e goapp.Event) {
+	v.muted = !v.muted
+	localData{ctx.LocalStorage()}.setMuted(v.Room, v.muted)
+}
+
+// renderMembers shows a private room's members with a form to add one, and a way to leave
+// any room that may be left (not general, not a dm).
+func (v *roomView) renderMembers() goapp.UI {
+	info := v.roomInfo()
+	canLeave := info.Member && info.Kind != proto.RoomDM && info.Name != "general"
+	return goapp.Div().Class("members").Body(
+		goapp.If(info.Kind == proto.RoomPrivate && info.Member, func() goapp.UI {
+			return goapp.Details().Body(
+				goapp.Summary().Text(fmt.Sprintf("Members (%d)", len(info.Members))),
+				goapp.Ul().Class("member-list").Body(
+					goapp.Range(info.Members).Slice(func(i int) goapp.UI {
+						return goapp.Li().DataSet("member", info.Members[i]).Text(info.Members[i])
+					}),
+				),
+				goapp.Form().Class("add-member").OnSubmit(v.addMember).Body(
+					goapp.Label().For("add-member").Text("Add someone"),
+					goapp.Input().ID("add-member").Name("member").Type("text").Required(true).
+						MaxLength(proto.UsernameMax).Attr("autocomplete", "off").Attr("autocapitalize", "none"),
+					goapp.Button().Type("submit").Text("Add"),
+				),
+			)
+		}),
+		goapp.If(canLeave, func() goapp.UI {
+			return goapp.Button().Type("button").Class("secondary").DataSet("action", "leave").Text("Leave").OnClick(v.leave)
+		}),
+		goapp.If(v.memberErr != "", func() goapp.UI {
+			return goapp.P().Class("error").Role("alert").Text(v.memberErr)
+		}),
+	)
+}
+
+// addMember adds the named user to the private room.
+func (v *roomView) addMember(ctx goapp.Context, e goapp.Event) {
+	e.PreventDefault()
+	form := ctx.JSSrc()
+	name, ok := proto.NormalizeUsername(strings.TrimSpace(form.Call("querySelector", "input").Get("value").String()))
+	if !ok {
+		v.memberErr = errorCodeText(proto.CodeInvalidUsername, "")
+		return
+	}
+	v.memberErr = ""
+	sess, room := v.sess, v.Room
+	ctx.Async(func() {
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		err := sess.AddMember(rctx, room, name)
+		var info proto.Room
+		if err == nil {
+			info, err = sess.Room(rctx, room)
+		}
+		ctx.Dispatch(func(ctx goapp.Context) {
+			if err != nil {
+				v.memberErr = errorText(err)
+				return
+			}
+			form.Call("reset")
+			v.setInfo(ctx, info)
+		})
+	})
+}
+
+// leave ends the user's membership of the room and goes back to the room list.
+func (v *roomView) leave(ctx goapp.Context, e goapp.Event) {
+	v.memberErr, v.leaving = "", true
+	sess, room, me := v.sess, v.Room, v.me
+	ctx.Async(func() {
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		err := sess.RemoveMember(rctx, room, me)
+		ctx.Dispatch(func(ctx goapp.Context) {
+			if err != nil {
+				v.memberErr, v.leaving = errorText(err), false
+				return
+			}
+			ctx.Navigate(PathHome)
+		})
+	})
 }
 
 // pendingItem is a message of ours still in the outbox.

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,12 @@ type Tab struct {
 	sess    *client.Session // nil while nobody is signed in, or before the first page mounts
 	stop    context.CancelFunc
 	saved   map[string][]proto.Message // by room: the newest messages, as kept in local storage
+
+	title   string              // the page's title, without the unread count (see setTitle)
+	unread  int                 // the total unread count the title and the app badge show
+	current string              // the room whose page is shown, "" on other pages
+	online  map[string][]string // by room: who is online, from the last presence frame
+	swallow goapp.Func          // the rejection handler of browser promises whose failure changes nothing
 }
 
 // NewTab returns the tab's holder for the server that served the page. Nothing starts before
@@ -100,6 +107,7 @@ func (t *Tab) start(ctx goapp.Context) {
 	t.started = true
 	t.api = newAPI()
 	t.listen()
+	t.listenWorker()
 	// A browser signed in before the server set the hint has none yet, but keeps its user's
 	// name: it refreshes once, and the answer sets the hint for the loads after.
 	data := localData{ctx.LocalStorage()}
@@ -162,20 +170,23 @@ func (t *Tab) startSession(ctx goapp.Context, tb *proto.TokenBody) {
 	}
 	api := t.api
 	sess := client.NewSession(api, client.Options{
-		Token:      tb,
-		Rooms:      rooms,
-		Outbox:     outbox,
-		MaxBackoff: reconnectMax,
-		Refresh:    func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
+		Token:       tb,
+		Rooms:       rooms,
+		Outbox:      outbox,
+		MaxBackoff:  reconnectMax,
+		MemberRooms: true,
+		Refresh:     func(ctx context.Context) (proto.TokenBody, error) { return refresh(ctx, api) },
 	})
 	if !online() {
 		sess.Offline()
 	}
 	sub := sess.Subscribe(client.Filter{Kinds: []client.EventKind{
 		client.EventToken, client.EventLoginRequired, client.EventState, client.EventMessage, client.EventOutbox,
+		client.EventUnread, client.EventRoom, client.EventRead, client.EventPresence,
 	}})
 	sctx, stop := context.WithCancel(context.Background())
 	t.sess, t.stop = sess, stop
+	t.online = map[string][]string{}
 	go func() {
 		for ev := range sub.C() {
 			t.do(func(ctx goapp.Context) { t.apply(ctx, sess, ev) })
@@ -190,6 +201,7 @@ func (t *Tab) endSession() {
 		t.stop()
 	}
 	t.sess, t.stop = nil, nil
+	t.unread = 0
 }
 
 // apply handles one event of the tab's own subscription, on the UI goroutine.
@@ -213,6 +225,9 @@ func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
 		t.endSession()
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 	case client.EventState:
+		if ev.State != client.StateConnected {
+			clear(t.online) // the server sends the lists again on the next joins
+		}
 		if ev.State == client.StateOffline && sess.AccessToken() == "" {
 			// The server cannot be reached to find out who is signed in.
 			ctx.SetState(stateAuth, auth{Status: authOffline})
@@ -221,9 +236,66 @@ func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
 		msgs := mergeMessages(t.messages(ctx, ev.Room), []proto.Message{ev.Message})
 		t.saved[ev.Room] = msgs[max(len(msgs)-keptMessages, 0):]
 		data.saveMessages(ev.Room, msgs)
+		t.notify(ctx, sess, ev.Message)
 	case client.EventOutbox:
 		data.setOutbox(ev.Outbox)
+	case client.EventPresence:
+		// A room's page shows it from when it opens: the session joined the room earlier.
+		t.online[ev.Room] = ev.Online
+	case client.EventUnread, client.EventRoom, client.EventRead:
+		t.showUnread(ctx, sess)
 	}
+}
+
+// setTitle sets the document's title, led by the total unread count, "(3) ", when there is
+// one. Pages call it instead of setting the title themselves.
+func (t *Tab) setTitle(ctx goapp.Context, title string) {
+	if t == nil {
+		ctx.Page().SetTitle("%s", title)
+		return
+	}
+	t.title = title
+	if t.unread > 0 {
+		title = "(" + countText(t.unread) + ") " + title
+	}
+	ctx.Page().SetTitle("%s", title)
+}
+
+// showUnread shows the session's total unread count in the title and on the installed app's
+// badge, where the browser has one.
+func (t *Tab) showUnread(ctx goapp.Context, sess *client.Session) {
+	total, _ := sess.UnreadTotal()
+	if total == t.unread {
+		return
+	}
+	t.unread = total
+	if t.title != "" {
+		t.setTitle(ctx, t.title)
+	}
+	nav := goapp.Window().Get("navigator")
+	if !nav.Get("setAppBadge").Truthy() {
+		return
+	}
+	var p goapp.Value
+	if total > 0 {
+		p = nav.Call("setAppBadge", total)
+	} else {
+		p = nav.Call("clearAppBadge")
+	}
+	if t.swallow == nil {
+		t.swallow = goapp.FuncOf(func(goapp.Value, []goapp.Value) any { return nil })
+	}
+	if p.Truthy() {
+		p.Call("catch", t.swallow)
+	}
+}
+
+// countText shows a count, "999+" from proto.UnreadMax on.
+func countText(n int) string {
+	if n >= proto.UnreadMax {
+		return "999+"
+	}
+	return strconv.Itoa(n)
 }
 
 // messages returns the room's saved messages, ascending by seq.

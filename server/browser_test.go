@@ -146,9 +146,11 @@ func TestBrowserSessionSurvivesReload(t *testing.T) {
 		t.Errorf("a token is in web storage: %s", stored)
 	}
 
-	b.do(t, "create a room",
+	b.do(t, "create a room, which opens it",
 		chromedp.SendKeys(chromedp.CSS(`form.create-room input[name="room"]`), "random-talk"),
 		chromedp.Click(chromedp.CSS(`form.create-room button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-view="room"][data-room="random-talk"]`)),
+		chromedp.Click(chromedp.CSS(`header a[href="/"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`ul.rooms li[data-room="random-talk"] a[href="/rooms/random-talk"]`)),
 	)
 	if v := eval[string](t, b, `document.querySelector('form.create-room input[name="room"]').value`); v != "" {

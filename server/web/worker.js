@@ -80,3 +80,22 @@ async function fromCache(key, request) {
   }
   return fetch(request);
 }
+
+// A click on a notification opens its room: in a tab of the app, which the page's own router
+// moves there (no reload), or else in a new window.
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const path = (event.notification.data && event.notification.data.url) || "/";
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+      const client = windows.find((c) => new URL(c.url).origin === self.location.origin);
+      if (client) {
+        await client.focus();
+        client.postMessage({ type: "kaiwa.open", url: path });
+        return;
+      }
+      await self.clients.openWindow(path);
+    })()
+  );
+});

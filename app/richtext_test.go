@@ -1,0 +1,75 @@
+package app
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	goapp "github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"kaiwa/shared/proto"
+)
+
+func TestRichText(t *testing.T) {
+	tests := []struct {
+		name, text string
+		want       []string // in the HTML, in order
+		not        []string
+	}{
+		{"plain", "hello", []string{"hello"}, []string{"<a", "<mark"}},
+		{"link", "see https://example.com/a?b=1.", []string{
+			`<a href="https://example.com/a?b=1" target="_blank" rel="noopener noreferrer nofollow">https://example.com/a?b=1</a>`, ".",
+		}, nil},
+		{"link in parentheses", "(http://example.com/x)", []string{`href="http://example.com/x"`, ">http://example.com/x</a>", ")"}, nil},
+		{"parenthesis of the link", "https://en.wikipedia.org/wiki/Go_(game)", []string{`href="https://en.wikipedia.org/wiki/Go_(game)"`}, nil},
+		{"no other scheme", "javascript:alert(1) ftp://x.org", nil, []string{"<a"}},
+		{"my mention", "hi @alice.", []string{`<mark class="mention">@alice</mark>`, "."}, nil},
+		{"another's mention", "hi @bob", []string{"@bob"}, []string{"<mark"}},
+		{"longer name", "hi @alicex", nil, []string{"<mark"}},
+		{"an address", "mail bob@alice", nil, []string{"<mark"}},
+		{"markup stays text", `<b>@alice</b> https://x.org/"><img`, []string{"&lt;b&gt;", `href="https://x.org/"`}, []string{"<b>", "<img"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			html := goapp.HTMLString(goapp.P().Body(richText(tt.text, "alice")...))
+			rest := html
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("%q not found (in order) in %s", w, html)
+				}
+				rest = rest[i+len(w):]
+			}
+			for _, n := range tt.not {
+				if strings.Contains(html, n) {
+					t.Errorf("%q in %s", n, html)
+				}
+			}
+		})
+	}
+}
+
+func TestFoldEdits(t *testing.T) {
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	msgs := []proto.Message{
+		{Seq: 1, From: "alice", Text: "one", TS: ts},
+		{Seq: 2, From: "bob", Text: "two", TS: ts},
+		{Seq: 3, From: "alice", Text: "one, better", Kind: proto.KindEdit, Target: 1, TS: ts.Add(time.Minute)},
+		{Seq: 4, From: "bob", Kind: proto.KindDelete, Target: 2, TS: ts},
+		{Seq: 5, From: "bob", Text: "too late", Kind: proto.KindEdit, Target: 2, TS: ts},
+		{Seq: 6, From: "alice", Kind: proto.KindEdit, Target: 0, Text: "of a message not shown"},
+	}
+	got := foldEdits(msgs)
+	if len(got) != 2 {
+		t.Fatalf("%d messages shown, want 2: %+v", len(got), got)
+	}
+	if got[0].Text != "one, better" || got[0].EditedAt == nil || !got[0].EditedAt.Equal(ts.Add(time.Minute)) {
+		t.Errorf("the edited message is %+v", got[0])
+	}
+	if !got[1].Deleted || got[1].Text != "" {
+		t.Errorf("the deleted message is %+v", got[1])
+	}
+	if msgs[0].Text != "one" {
+		t.Error("foldEdits changed its input")
+	}
+}
