@@ -75,3 +75,38 @@ func TestFoldEdits(t *testing.T) {
 		t.Error("foldEdits changed its input")
 	}
 }
+
+// TestLogItems lays out a log: a separator before each day's first message, the "new
+// messages" divider above the first message past the marker, and a message grouped with the one
+// before it only when the same author wrote it within groupWithin, on the same day, and no
+// divider stands between them.
+func TestLogItems(t *testing.T) {
+	day := time.Date(2026, 3, 4, 10, 0, 0, 0, time.Local)
+	v := &roomView{me: "alice", divided: true, divider: 4, msgs: []proto.Message{
+		{Seq: 1, From: "alice", Text: "a", TS: day},
+		{Seq: 2, From: "alice", Text: "b", TS: day.Add(4 * time.Minute)},  // grouped
+		{Seq: 3, From: "alice", Text: "c", TS: day.Add(10 * time.Minute)}, // 6 min later: not grouped
+		{Seq: 4, From: "bob", Text: "d", TS: day.Add(11 * time.Minute)},   // another author
+		{Seq: 5, From: "bob", Text: "e", TS: day.Add(12 * time.Minute)},   // past the marker: divider, not grouped
+		{Seq: 6, From: "bob", Text: "f", TS: day.Add(13 * time.Minute)},   // grouped
+		{Seq: 7, From: "bob", Text: "g", TS: day.AddDate(0, 0, 1)},        // a new day: not grouped
+	}}
+	var got []string
+	for _, it := range v.logItems() {
+		html := goapp.HTMLString(it)
+		switch {
+		case strings.Contains(html, `data-day=`):
+			got = append(got, "day")
+		case strings.Contains(html, `data-divider=`):
+			got = append(got, "divider")
+		case strings.Contains(html, "grouped"):
+			got = append(got, "grouped")
+		default:
+			got = append(got, "msg")
+		}
+	}
+	want := []string{"day", "msg", "grouped", "msg", "msg", "divider", "msg", "grouped", "day", "msg"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("log items\n got %q\nwant %q", got, want)
+	}
+}
