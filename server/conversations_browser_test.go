@@ -183,16 +183,19 @@ func TestBrowserMentionNotifies(t *testing.T) {
 
 	openRoom(t, bob, ts.URL, "side")
 	send(t, bob, "@alice look here")
-	// waitJS does not wait for promises: the page polls the notifications itself, for 20 s.
-	if !eval[bool](t, alice, `(async () => {
+	// waitJS does not wait for promises: the page polls the notifications itself, 2 s a call,
+	// for up to 60 s in all.
+	for deadline := time.Now().Add(60 * time.Second); !eval[bool](t, alice, `(async () => {
 		const reg = await navigator.serviceWorker.ready;
-		for (let i = 0; i < 200; i++) {
+		for (let i = 0; i < 20; i++) {
 			if ((await reg.getNotifications()).some((n) => n.tag === "side")) return true;
 			await new Promise((r) => setTimeout(r, 100));
 		}
 		return false;
-	})()`) {
-		t.Fatal("no notification for side")
+	})()`); {
+		if time.Now().After(deadline) {
+			t.Fatal("no notification for side within 60 s")
+		}
 	}
 	got := eval[map[string]string](t, alice, `(async () => { const n = (await (await navigator.serviceWorker.ready).getNotifications()).find((n) => n.tag === "side"); return {title: n.title, body: n.body, url: n.data.url} })()`)
 	if got["title"] != "#side" || got["body"] != "bob: @alice look here" || got["url"] != "/rooms/side" {
