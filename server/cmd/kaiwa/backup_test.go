@@ -76,6 +76,9 @@ func TestBackupDurable(t *testing.T) {
 	}
 	q := regexp.QuoteMeta
 	open, m := find(0, regexp.MustCompile(`openat\(.*"`+q(out+".partial")+`".*\) = (\d+)`))
+	if open < 0 && strings.Contains(string(data), "<... openat resumed>") {
+		t.Skip("strace split the partial file's openat across threads: this trace cannot tell its descriptor")
+	}
 	if open < 0 {
 		t.Fatalf("no openat of the partial file in the trace:\n%s", data)
 	}
