@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -19,16 +17,11 @@ import (
 // with the user's read markers at random places, so that every room has its unread and
 // mention counts to compute.
 func roomsScenario(ctx context.Context, e *env) error {
-	dir, err := os.MkdirTemp("", "kaiwa-bench-")
+	st, done, err := tempStore()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	st, err := store.Open(filepath.Join(dir, "kaiwa.db"))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer done()
 	const rooms, total, batch = 200, 1_000_000, 20_000
 	me, err := st.CreateUser("me", "x", false)
 	if err != nil {

@@ -20,16 +20,11 @@ import (
 // oneCommitPerMessage stores messages one transaction (one fsync) each, in process: the
 // baseline that group commit is measured against.
 func oneCommitPerMessage(ctx context.Context) (float64, error) {
-	dir, err := os.MkdirTemp("", "kaiwa-bench-")
+	st, done, err := tempStore()
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
-	st, err := store.Open(filepath.Join(dir, "kaiwa.db"))
-	if err != nil {
-		return 0, err
-	}
-	defer st.Close()
+	defer done()
 	const n = 300
 	start := time.Now()
 	for i := range n {
@@ -43,16 +38,11 @@ func oneCommitPerMessage(ctx context.Context) (float64, error) {
 // historyScenario reads 50-message pages at random points of a room of 1 000 000 messages,
 // in process.
 func historyScenario(ctx context.Context, e *env) error {
-	dir, err := os.MkdirTemp("", "kaiwa-bench-")
+	st, done, err := tempStore()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	st, err := store.Open(filepath.Join(dir, "kaiwa.db"))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer done()
 	const total, batch = 1_000_000, 20_000
 	reqs := make([]store.AppendRequest, batch)
 	for written := 0; written < total; written += batch {
@@ -310,4 +300,18 @@ func soakScenario(ctx context.Context, e *env) error {
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// tempStore opens a store in a new temporary directory; done closes it and removes the directory.
+func tempStore() (st *store.Store, done func(), err error) {
+	dir, err := os.MkdirTemp("", "kaiwa-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err = store.Open(filepath.Join(dir, "kaiwa.db"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); os.RemoveAll(dir) }, nil
 }
