@@ -1,0 +1,195 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The one stream of operations: every mutation of the store, in the order every node applies it.
+const (
+	StreamName = "KAIWA"
+	OpsSubject = "kaiwa.ops"
+	// MaxOpBytes bounds one operation's encoding: JetStream's default max_payload is 1 MiB.
+	MaxOpBytes = 1 << 20
+)
+
+// Config says where a node's JetStream is. With Embed empty it connects to URLs; with Embed set
+// it runs a NATS server with JetStream in this process, listening for clients at Embed, and
+// joins the other embedded nodes at Routes through its route listener at Cluster.
+type Config struct {
+	URLs     []string // nats:// URLs of an existing JetStream system (-nats)
+	Embed    string   // host:port of the embedded node's client listener (-nats-embed)
+	Cluster  string   // host:port of the embedded node's route listener (-nats-cluster)
+	Routes   []string // nats-route://host:port of the other embedded nodes (-nats-routes)
+	Dir      string   // the embedded node's JetStream storage (-nats-dir)
+	Name     string   // the embedded node's server name, unique in the cluster; empty: from Cluster or Embed
+	Replicas int      // replicas of the stream; 0: 3 when clustered, else 1
+	Log      *slog.Logger
+}
+
+// Clustered reports whether the configuration forms or joins a cluster of embedded nodes.
+func (c Config) Clustered() bool { return c.Cluster != "" || len(c.Routes) > 0 }
+
+// Node is one Kaiwa process's connection to JetStream, and its embedded NATS server if it runs
+// one. Its methods may be called concurrently.
+type Node struct {
+	srv    *natsserver.Server // nil when connected to an external system
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	log    *slog.Logger
+}
+
+// Start starts the embedded server if cfg asks for one, connects, and creates or updates the
+// stream. In a new cluster JetStream answers only once its nodes have elected a leader, which
+// takes seconds: Start retries until ctx ends.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{log: cfg.Log}
+	opts := []nats.Option{nats.Name("kaiwa"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	url := strings.Join(cfg.URLs, ",")
+	if cfg.Embed != "" {
+		srv, err := embed(cfg)
+		if err != nil {
+			return nil, err
+		}
+		n.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else if url == "" {
+		return nil, errors.New("cluster: neither NATS URLs nor an embedded node")
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("cluster: connect: %w", err)
+	}
+	n.nc = nc
+	if n.js, err = jetstream.New(nc); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	replicas := cfg.Replicas
+	if replicas == 0 {
+		replicas = 1
+		if cfg.Clustered() || len(cfg.URLs) > 1 {
+			replicas = 3
+		}
+	}
+	scfg := jetstream.StreamConfig{
+		Name:       StreamName,
+		Subjects:   []string{OpsSubject},
+		Storage:    jetstream.FileStorage,
+		Replicas:   replicas,
+		DenyDelete: true,
+		DenyPurge:  true,
+		MaxMsgSize: MaxOpBytes,
+		Duplicates: 2 * time.Minute,
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n.stream, err = n.js.CreateOrUpdateStream(actx, scfg)
+		cancel()
+		if err == nil {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			n.Close()
+			return nil, fmt.Errorf("cluster: create stream %s: %w", StreamName, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// embed starts the embedded NATS server with JetStream, fsyncing every write so that a stored
+// operation survives the machine's crash.
+func embed(cfg Config) (*natsserver.Server, error) {
+	host, port, err := hostPort(cfg.Embed)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: -nats-embed: %w", err)
+	}
+	name := cfg.Name
+	if name == "" {
+		name = "kaiwa-" + strings.NewReplacer(":", "-", ".", "-").Replace(cmpOr(cfg.Cluster, cfg.Embed))
+	}
+	opts := &natsserver.Options{
+		ServerName: name,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.Dir,
+		SyncAlways: true,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	if cfg.Cluster != "" {
+		h, p, err := hostPort(cfg.Cluster)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: -nats-cluster: %w", err)
+		}
+		opts.Cluster = natsserver.ClusterOpts{Name: "kaiwa", Host: h, Port: p}
+		opts.Routes = natsserver.RoutesFromStr(strings.Join(cfg.Routes, ","))
+	}
+	srv, err := natsserver.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: embedded node: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("cluster: embedded node %s not ready for connections", name)
+	}
+	return srv, nil
+}
+
+func hostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// LastSeq returns the stream's last sequence as JetStream's leader knows it: every operation
+// acknowledged before the call is at or below it.
+func (n *Node) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Close closes the connection and shuts the embedded server down, if any.
+func (n *Node) Close() {
+	if n.nc != nil {
+		n.nc.Close()
+	}
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	}
+}
