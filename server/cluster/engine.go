@@ -59,7 +59,6 @@ type Engine struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	key      []byte // the signing key, nil until the init operation is applied
 	applied  uint64 // the last stream seq applied, including operations that failed
 	resumed  uint64 // the cache's applied seq when opened
 	progress chan struct{}
@@ -104,7 +103,7 @@ func Open(ctx context.Context, node *Node, path string, log *slog.Logger) (*Engi
 	runCtx, stop := context.WithCancel(context.Background())
 	e := &Engine{
 		Store: st, node: node, id: randomID(), log: log,
-		key: st.SigningKey(), applied: applied, resumed: applied, progress: make(chan struct{}),
+		applied: applied, resumed: applied, progress: make(chan struct{}),
 		waiters: map[string]chan outcome{}, failed: make(chan struct{}),
 		stop: stop, done: make(chan struct{}),
 	}
@@ -152,14 +151,6 @@ func (e *Engine) Close() error {
 	e.stop()
 	<-e.done
 	return e.Store.Close()
-}
-
-// SigningKey returns the cluster's access-token signing key, nil before initialisation. The
-// caller must not modify it.
-func (e *Engine) SigningKey() []byte {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.key
 }
 
 // Applied returns the last stream seq this node applied.

@@ -73,84 +73,70 @@ type (
 )
 
 // appliers apply each kind of operation to a cache. Their results are what the store returned.
-var appliers = map[string]func(e *Engine, st *store.Store, raw json.RawMessage) (any, error){
-	kindInit: decoded(func(e *Engine, st *store.Store, a keyArgs) (any, error) {
-		if err := st.Initialize(a.Key); err != nil {
-			return nil, err
-		}
-		e.mu.Lock()
-		if e.key == nil {
-			e.key = a.Key
-		}
-		e.mu.Unlock()
-		return nil, nil
+var appliers = map[string]func(st *store.Store, raw json.RawMessage) (any, error){
+	kindInit: decoded(func(st *store.Store, a keyArgs) (any, error) {
+		return nil, st.Initialize(a.Key)
 	}),
-	kindSetSigningKey: decoded(func(e *Engine, st *store.Store, a keyArgs) (any, error) {
-		if err := st.SetSigningKey(a.Key); err != nil {
-			return nil, err
-		}
-		e.mu.Lock()
-		e.key = a.Key
-		e.mu.Unlock()
-		return nil, nil
+	kindSetSigningKey: decoded(func(st *store.Store, a keyArgs) (any, error) {
+		return nil, st.SetSigningKey(a.Key)
 	}),
-	kindCreateUser: decoded(func(_ *Engine, st *store.Store, a createUserArgs) (any, error) {
+	kindCreateUser: decoded(func(st *store.Store, a createUserArgs) (any, error) {
 		return st.CreateUser(a.Name, a.Hash, a.Admin)
 	}),
-	kindSwapUser: decoded(func(_ *Engine, st *store.Store, a swapUserArgs) (any, error) {
+	kindSwapUser: decoded(func(st *store.Store, a swapUserArgs) (any, error) {
 		return st.SwapUser(a.ID, a.Old, a.New)
 	}),
-	kindSetUserDisabled: decoded(func(_ *Engine, st *store.Store, a disableArgs) (any, error) {
+	kindSetUserDisabled: decoded(func(st *store.Store, a disableArgs) (any, error) {
 		return st.SetUserDisabled(a.ID, a.Disabled)
 	}),
-	kindCreateSession: decoded(func(_ *Engine, st *store.Store, a sessionArgs) (any, error) {
+	kindCreateSession: decoded(func(st *store.Store, a sessionArgs) (any, error) {
 		return nil, st.CreateSession(a.Session)
 	}),
-	kindSwapSession: decoded(func(_ *Engine, st *store.Store, a swapSessionArgs) (any, error) {
+	kindSwapSession: decoded(func(st *store.Store, a swapSessionArgs) (any, error) {
 		return st.SwapSession(a.ID, a.Old, a.New)
 	}),
-	kindRevokeSessions: decoded(func(_ *Engine, st *store.Store, a userArgs) (any, error) {
+	kindRevokeSessions: decoded(func(st *store.Store, a userArgs) (any, error) {
 		return st.RevokeUserSessions(a.UserID)
 	}),
-	kindNewRoom: decoded(func(_ *Engine, st *store.Store, a newRoomArgs) (any, error) {
+	kindNewRoom: decoded(func(st *store.Store, a newRoomArgs) (any, error) {
 		return st.NewRoom(a.Creator, a.Name, a.Kind)
 	}),
-	kindDeleteRoom: decoded(func(_ *Engine, st *store.Store, a roomArgs) (any, error) {
+	kindDeleteRoom: decoded(func(st *store.Store, a roomArgs) (any, error) {
 		return nil, st.DeleteRoom(a.Name)
 	}),
-	kindAppend: decoded(func(_ *Engine, st *store.Store, a appendArgs) (any, error) {
+	kindAppend: decoded(func(st *store.Store, a appendArgs) (any, error) {
 		return st.AppendBatch(a.Reqs)
 	}),
-	kindAddMember: decoded(func(_ *Engine, st *store.Store, a memberArgs) (any, error) {
+	kindAddMember: decoded(func(st *store.Store, a memberArgs) (any, error) {
 		return st.AddMember(a.By, a.Room, a.User)
 	}),
-	kindRemoveMember: decoded(func(_ *Engine, st *store.Store, a memberArgs) (any, error) {
+	kindRemoveMember: decoded(func(st *store.Store, a memberArgs) (any, error) {
 		return st.RemoveMember(a.By, a.Room, a.User)
 	}),
-	kindSetRead: decoded(func(_ *Engine, st *store.Store, a setReadArgs) (any, error) {
+	kindSetRead: decoded(func(st *store.Store, a setReadArgs) (any, error) {
 		return st.SetRead(a.User, a.Room, a.Seq)
 	}),
-	kindDM: decoded(func(_ *Engine, st *store.Store, a dmArgs) (any, error) {
+	kindDM: decoded(func(st *store.Store, a dmArgs) (any, error) {
 		room, created, err := st.DM(a.User, a.Other)
 		return dmResult{room, created}, err
 	}),
-	kindPutCert: decoded(func(_ *Engine, st *store.Store, a certArgs) (any, error) {
+	kindPutCert: decoded(func(st *store.Store, a certArgs) (any, error) {
 		return nil, st.PutCert(a.Key, a.Value)
 	}),
-	kindDeleteCert: decoded(func(_ *Engine, st *store.Store, a certArgs) (any, error) {
+	kindDeleteCert: decoded(func(st *store.Store, a certArgs) (any, error) {
 		return nil, st.DeleteCert(a.Key)
 	}),
 }
 
 // decoded adapts an applier of typed arguments; arguments that do not decode are ErrBadOp on
 // every node alike.
-func decoded[A any](f func(e *Engine, st *store.Store, a A) (any, error)) func(*Engine, *store.Store, json.RawMessage) (any, error) {
-	return func(e *Engine, st *store.Store, raw json.RawMessage) (any, error) {
+func decoded[A any](f func(st *store.Store, a A) (any, error)) func(*store.Store, json.RawMessage) (any, error) {
+	return func(st *store.Store, raw json.RawMessage) (any, error) {
 		var a A
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadOp, err)
 		}
-		return f(e, st, a)
+		return f(st, a)
 	}
 }
 
@@ -161,7 +147,7 @@ func (e *Engine) apply(o op, seq uint64) outcome {
 	if !ok {
 		return outcome{err: fmt.Errorf("%w: kind %q", ErrBadOp, o.Kind)}
 	}
-	v, err := f(e, e.Store.At(time.UnixMilli(o.Now).UTC(), seq), o.Args)
+	v, err := f(e.Store.At(time.UnixMilli(o.Now).UTC(), seq), o.Args)
 	return outcome{v, err}
 }
 
