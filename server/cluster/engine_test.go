@@ -216,16 +216,24 @@ func TestEngine(t *testing.T) {
 	})
 
 	t.Run("restarted engine resumes from its applied seq", func(t *testing.T) {
+		u, err := a.UserByName("writer0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The last operation stored succeeds, so the cache records its seq (a refused one
+		// changes nothing and records nothing).
+		if _, _, err := a.Append("race", u.ID, u.Name, "before-restart", "last before c stops"); err != nil {
+			t.Fatal(err)
+		}
 		if err := c.Barrier(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		applied := c.Applied()
+		if stored, err := c.AppliedSeq(); err != nil || stored != applied {
+			t.Fatalf("cache records seq %d (%v), the applier is at %d", stored, err, applied)
+		}
 		path := c.Path()
 		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-		u, err := a.UserByName("writer0")
-		if err != nil {
 			t.Fatal(err)
 		}
 		for j := range 5 {
