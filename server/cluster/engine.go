@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"kaiwa/server/store"
 )
@@ -371,10 +372,14 @@ func (e *Engine) applyMsg(seq uint64, data []byte) error {
 	return nil
 }
 
-// refusals are the store's errors that depend only on the state the log built, so every node
-// meets them alike.
+// refusals are the store's errors that depend only on the state the log built and on the
+// operation, so every node meets them alike: the store's own, and bbolt's refusals of a key or
+// value it cannot hold.
 var refusals = []error{store.ErrNotFound, store.ErrUsernameTaken, store.ErrRoomExists, store.ErrForbidden,
-	store.ErrNotMember, store.ErrNotAllowed, store.ErrInvalidTarget, store.ErrDisabled, ErrBadOp}
+	store.ErrNotMember, store.ErrNotAllowed, store.ErrInvalidTarget, store.ErrDisabled, ErrBadOp,
+	bolterrors.ErrKeyRequired, bolterrors.ErrKeyTooLarge, bolterrors.ErrValueTooLarge,
+	bolterrors.ErrIncompatibleValue, bolterrors.ErrBucketExists, bolterrors.ErrBucketNotFound,
+	bolterrors.ErrBucketNameRequired}
 
 func refusal(err error) bool {
 	for _, r := range refusals {

@@ -13,14 +13,24 @@ import (
 // Every mutating method of *store.Store is overridden here by the proposal of an operation;
 // the store's documentation of each holds, for the whole cluster.
 
+// errShortKey refuses a signing key before it reaches the log, where every node would fail on
+// it and stop.
+var errShortKey = errors.New("cluster: signing key shorter than 32 bytes")
+
 // Initialize proposes the init operation with key; it changes nothing in an initialised cluster.
 func (e *Engine) Initialize(key []byte) error {
+	if len(key) < 32 {
+		return errShortKey
+	}
 	_, err := e.propose(kindInit, keyArgs{Key: key})
 	return err
 }
 
 // SetSigningKey replaces the cluster's signing key.
 func (e *Engine) SetSigningKey(key []byte) error {
+	if len(key) < 32 {
+		return errShortKey
+	}
 	_, err := e.propose(kindSetSigningKey, keyArgs{Key: key})
 	return err
 }
