@@ -87,7 +87,8 @@ type op struct {
 
 // Open opens (creating if needed) the cache at path and starts applying the stream to it from
 // the cache's applied seq + 1. A new cluster gets its signing key from the first node's init
-// operation; Open returns once the cache holds it.
+// operation. Open returns once the cache holds it and has applied every operation stored
+// before Open was called, or when ctx ends.
 func Open(ctx context.Context, node *Node, path string, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -112,6 +113,11 @@ func Open(ctx context.Context, node *Node, path string, log *slog.Logger) (*Engi
 	if err := e.initialize(ctx); err != nil {
 		e.Close()
 		return nil, err
+	}
+	// A node back after a while serves once it has caught up, not from a stale cache.
+	if err := e.Barrier(ctx); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("cluster: catch up: %w", err)
 	}
 	return e, nil
 }

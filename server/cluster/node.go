@@ -98,17 +98,20 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Duplicates: 2 * time.Minute,
 	}
 	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Short attempts: until a leader is elected a request is not answered at all, and the
+		// first one after the election should come soon.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		n.stream, err = n.js.CreateOrUpdateStream(actx, scfg)
 		cancel()
 		if err == nil {
 			return n, nil
 		}
+		n.log.Info("cluster_waiting_for_jetstream", slog.Any("err", err))
 		select {
 		case <-ctx.Done():
 			n.Close()
 			return nil, fmt.Errorf("cluster: create stream %s: %w", StreamName, err)
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
