@@ -52,8 +52,9 @@ type Server struct {
 	log     *slog.Logger
 }
 
-// New builds the server over an open store.
-func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
+// New builds the server over an open store (a *store.Store, or a cluster node's engine) and
+// makes its hub the store's Observer: the store must not be shared with another server.
+func New(cfg Config, st store.Engine, log *slog.Logger) (*Server, error) {
 	a, err := auth.New(st, auth.Config{AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -63,9 +64,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	}
 	met := metrics.New()
 	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, UserConnLimit: cfg.UserConnLimit, Metrics: met}, st, a, log)
-	a.OnRevoke = h.Revoke
-	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met,
-		OnMembership: h.MembershipChanged}
+	st.SetObserver(h)
+	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met}
 	if !cfg.RateLimitsOff {
 		apiCfg.Registrations, apiCfg.RoomCreations = api.NewAbuseLimiter(nil), api.NewAbuseLimiter(nil)
 	}

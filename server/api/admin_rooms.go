@@ -8,9 +8,9 @@ import (
 	"kaiwa/shared/proto"
 )
 
-// deleteRoom deletes a room and its history at once: first from the store, so that no join can
-// load it again, then from the hub, so that its members get nothing more from it. The default
-// room stays: every new user lands there.
+// deleteRoom deletes a room and its history at once; the store tells the hub (its Observer),
+// so that its members get nothing more from it. The default room stays: every new user lands
+// there.
 func (a *API) deleteRoom(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
 	if !proto.ValidRoomName(room) {
@@ -25,7 +25,6 @@ func (a *API) deleteRoom(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	a.cfg.Hub.DeleteRoom(room)
 	a.log.Info("room_deleted", slog.String("room", room), slog.String("user", claimsOf(r).Name))
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -30,10 +30,6 @@ type Config struct {
 	// Registrations limits sign-ups per client IP, RoomCreations room creations per user
 	// (NewAbuseLimiter); nil means no limit.
 	Registrations, RoomCreations *auth.Limiter
-	// OnMembership, when set, is called after users (by id) became or stopped being members of
-	// a room, or the member list of a room they are in changed, so that their open sockets can
-	// be told (§7 room frames). It must not block.
-	OnMembership func(room string, userIDs ...string)
 }
 
 // The abuse limits of registrations and room creations: AbuseBurst at once, then one every
@@ -52,14 +48,15 @@ func NewAbuseLimiter(now func() time.Time) *auth.Limiter {
 // API serves /api/. Build it with New and mount it with Register.
 type API struct {
 	cfg      Config
-	st       *store.Store
+	st       store.Engine
 	auth     *auth.Auth
 	throttle *auth.Throttle
 	log      *slog.Logger
 }
 
-// New returns the API over its dependencies.
-func New(cfg Config, st *store.Store, a *auth.Auth, throttle *auth.Throttle, log *slog.Logger) *API {
+// New returns the API over its dependencies. The effects of the changes it stores on open
+// sockets (room frames, closed sessions, deleted rooms) come from the store's Observer.
+func New(cfg Config, st store.Engine, a *auth.Auth, throttle *auth.Throttle, log *slog.Logger) *API {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}

@@ -33,7 +33,7 @@ func newAPIServer(t *testing.T, now func() time.Time, throttle auth.ThrottleConf
 	}
 	log := slog.New(slog.DiscardHandler)
 	h := hub.New(hub.Config{}, st, a, log)
-	a.OnRevoke = h.Revoke
+	st.SetObserver(h)
 	mux := http.NewServeMux()
 	cfg := api.Config{Registration: true, SecureCookies: "auto", Hub: h, Registrations: api.NewAbuseLimiter(now), RoomCreations: api.NewAbuseLimiter(now)}
 	for _, opt := range opts {
@@ -45,7 +45,7 @@ func newAPIServer(t *testing.T, now func() time.Time, throttle auth.ThrottleConf
 		ts.Close()
 		h.Close(context.Background())
 	})
-	return &testServer{Server: ts, st: st}
+	return &testServer{Server: ts, st: st, hub: h}
 }
 
 func TestRefreshCookie(t *testing.T) {

@@ -6,42 +6,35 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"kaiwa/server/api"
 	"kaiwa/server/auth"
 	"kaiwa/server/store"
+	"kaiwa/server/store/storetest"
 	"kaiwa/shared/proto"
 )
 
-// membershipLog records the calls of api.Config.OnMembership.
-type membershipLog struct {
-	mu    sync.Mutex
-	calls []string // "room: id id ..." with ids sorted
-}
+// membershipLog records the membership changes the store tells its Observer of.
+type membershipLog struct{ storetest.Recorder }
 
-func (l *membershipLog) record(room string, ids ...string) {
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.calls = append(l.calls, room+": "+strings.Join(ids, " "))
-}
-
+// take returns the changes since the last take as "room: id id ..." with ids sorted.
 func (l *membershipLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	calls := l.calls
-	l.calls = nil
+	var calls []string
+	for _, line := range l.Take() {
+		if change, ok := strings.CutPrefix(line, "members "); ok {
+			calls = append(calls, change)
+		}
+	}
 	return calls
 }
 
-// newConvServer is newAPIServer with OnMembership recorded.
+// newConvServer is newAPIServer with the membership changes recorded on their way to the hub.
 func newConvServer(t *testing.T) (*testServer, *membershipLog) {
 	t.Helper()
-	log := &membershipLog{}
-	return newAPIServer(t, nil, auth.ThrottleConfig{}, func(c *api.Config) { c.OnMembership = log.record }), log
+	ts := newAPIServer(t, nil, auth.ThrottleConfig{})
+	log := &membershipLog{storetest.Recorder{Next: ts.hub}}
+	ts.st.SetObserver(log)
+	return ts, log
 }
 
 func TestRoomKindsAndMembership(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"kaiwa/server"
+	"kaiwa/server/hub"
 	"kaiwa/server/store"
 	"kaiwa/server/store/storetest"
 	"kaiwa/shared/client"
@@ -21,7 +22,8 @@ import (
 // testServer is a real Kaiwa server over a real database file.
 type testServer struct {
 	*httptest.Server
-	st *store.Store
+	st  *store.Store
+	hub *hub.Hub // nil when server.New built it
 }
 
 // openStore opens a new database in t.TempDir and checks its consistency when the test ends.

@@ -12,7 +12,8 @@ import (
 // Rooms, membership, dms and user search (§7). Every path that names a room answers a private or
 // dm room the caller is not a member of exactly as a room that was never created: the store
 // refuses both with ErrNotFound, and nothing here looks at the room before the store has
-// authorized the caller.
+// authorized the caller. The room frames that tell open sockets of a membership change come
+// from the store's Observer (the hub), whatever asked for the change.
 
 var (
 	errInvalidRoom = errorf(http.StatusBadRequest, proto.CodeInvalidRoom, "A room name has 1 to 64 of a-z, 0-9 and -.")
@@ -58,7 +59,6 @@ func (a *API) createRoom(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("room_created", slog.String("room", room.Name), slog.String("kind", string(room.Kind)), slog.String("user", claimsOf(r).Name))
-	a.membership(room.Name, claimsOf(r).Subject)
 	writeJSON(w, http.StatusCreated, proto.RoomBody{Room: room})
 }
 
@@ -142,7 +142,6 @@ func (a *API) addMember(w http.ResponseWriter, r *http.Request) {
 	}
 	if added {
 		a.log.Info("member_added", slog.String("room", room), slog.String("user", u.Name), slog.String("by", claimsOf(r).Name))
-		a.membershipChanged(room, u.ID)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -169,36 +168,8 @@ func (a *API) removeMember(w http.ResponseWriter, r *http.Request) {
 	}
 	if removed {
 		a.log.Info("member_removed", slog.String("room", room), slog.String("user", u.Name), slog.String("by", claimsOf(r).Name))
-		a.membershipChanged(room, u.ID)
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// membershipChanged tells of a change of userID's membership: to that user and, in a room with a
-// member list (private, dm), to every member.
-func (a *API) membershipChanged(room, userID string) {
-	if a.cfg.OnMembership == nil {
-		return
-	}
-	ids := []string{userID}
-	if r, err := a.st.Room(room); err == nil && r.Kind != proto.RoomPublic {
-		members, err := a.st.Members(room)
-		if err != nil {
-			a.log.Error("members_failed", slog.String("room", room), slog.Any("err", err))
-		}
-		for _, m := range members {
-			if m.ID != userID {
-				ids = append(ids, m.ID)
-			}
-		}
-	}
-	a.membership(room, ids...)
-}
-
-func (a *API) membership(room string, userIDs ...string) {
-	if a.cfg.OnMembership != nil {
-		a.cfg.OnMembership(room, userIDs...)
-	}
 }
 
 func (a *API) dm(w http.ResponseWriter, r *http.Request) {
@@ -229,7 +200,6 @@ func (a *API) dm(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 		a.log.Info("dm_created", slog.String("room", room.Name))
-		a.membership(room.Name, me, other.ID)
 	}
 	writeJSON(w, status, proto.RoomBody{Room: room})
 }

@@ -47,23 +47,21 @@ type Config struct {
 
 // Auth signs users in and verifies their tokens. It is safe for concurrent use.
 type Auth struct {
-	st     *store.Store
+	st     store.Engine
 	cfg    Config
 	tokens *tokens
 	hasher *hasher
 	dummy  string // hash checked for unknown users, so they cost what a wrong password costs
-
-	// OnRevoke, when set before use, is called with the ids of sessions just revoked (logout,
-	// refresh reuse, password change), so their open sockets can be closed.
-	OnRevoke func(sessionIDs ...string)
 }
 
 // DefaultHashConcurrency is the number of argon2id hashes that run at once unless
 // Config.HashConcurrency says otherwise: half the CPUs, at least one.
 func DefaultHashConcurrency() int { return max(1, runtime.NumCPU()/2) }
 
-// New returns an Auth over the store, signing with the store's key.
-func New(st *store.Store, cfg Config) (*Auth, error) {
+// New returns an Auth over the store, signing with the store's key. Sessions it revokes (logout,
+// refresh reuse, password change, disabling) are told by the store to its Observer, which
+// closes their open sockets.
+func New(st store.Engine, cfg Config) (*Auth, error) {
 	if cfg.AccessTTL <= 0 {
 		cfg.AccessTTL = 10 * time.Minute
 	}
@@ -189,13 +187,12 @@ func (a *Auth) SetPassword(ctx context.Context, username, password string) error
 	if _, err := a.st.UpdateUser(u.ID, func(u *store.User) { u.PasswordHash = hash }); err != nil {
 		return err
 	}
-	ids, err := a.st.RevokeUserSessions(u.ID)
-	a.revoked(ids...)
+	_, err = a.st.RevokeUserSessions(u.ID)
 	return err
 }
 
 // SetDisabled disables or enables the user named username. Disabling revokes every session of
-// the user (OnRevoke closes their sockets); until enabled again the user cannot sign in
+// the user (the store's Observer closes their sockets); until enabled again the user cannot sign in
 // (ErrInvalidCredentials) or refresh (ErrUnauthorized). store.ErrNotFound for an unknown user.
 func (a *Auth) SetDisabled(username string, disabled bool) error {
 	name, ok := proto.NormalizeUsername(username)
@@ -206,8 +203,7 @@ func (a *Auth) SetDisabled(username string, disabled bool) error {
 	if err != nil {
 		return err
 	}
-	ids, err := a.st.SetUserDisabled(u.ID, disabled)
-	a.revoked(ids...)
+	_, err = a.st.SetUserDisabled(u.ID, disabled)
 	return err
 }
 
@@ -277,7 +273,6 @@ func (a *Auth) Refresh(ctx context.Context, refresh string) (Grant, error) {
 	})
 	switch {
 	case errors.Is(err, ErrRefreshReused):
-		a.revoked(sid)
 		return Grant{}, err
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, ErrUnauthorized):
 		return Grant{}, ErrUnauthorized
@@ -358,7 +353,6 @@ func (a *Auth) Logout(refresh string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	a.revoked(sid)
 	return sid, nil
 }
 
@@ -385,12 +379,6 @@ func (a *Auth) Verify(token string) (*Claims, error) {
 func (a *Auth) SessionLive(sid string) bool {
 	s, err := a.st.Session(sid)
 	return err == nil && !s.Revoked
-}
-
-func (a *Auth) revoked(ids ...string) {
-	if a.OnRevoke != nil && len(ids) > 0 {
-		a.OnRevoke(ids...)
-	}
 }
 
 func splitRefresh(refresh string) (sid, secret string, ok bool) {

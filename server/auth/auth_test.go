@@ -23,11 +23,13 @@ func newClock() *authtest.Clock {
 
 // fixture is an Auth over a fresh database, on a controllable clock, that records revocations.
 type fixture struct {
-	st      *store.Store
-	auth    *auth.Auth
-	clock   *authtest.Clock
-	mu      sync.Mutex
-	revoked []string
+	st    *store.Store
+	auth  *auth.Auth
+	clock *authtest.Clock
+	// observed hears what the store tells its Observer; revoked keeps the sessions it revoked.
+	observed storetest.Recorder
+	mu       sync.Mutex
+	revoked  []string
 }
 
 func newFixture(t *testing.T, cfg auth.Config) *fixture {
@@ -40,17 +42,19 @@ func newFixture(t *testing.T, cfg auth.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.auth.OnRevoke = func(ids ...string) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.revoked = append(f.revoked, ids...)
-	}
+	st.SetObserver(&f.observed)
 	return f
 }
 
+// revokedIDs returns the sessions the store told its Observer were revoked, so far.
 func (f *fixture) revokedIDs() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, line := range f.observed.Take() {
+		if ids, ok := strings.CutPrefix(line, "revoked "); ok {
+			f.revoked = append(f.revoked, strings.Fields(ids)...)
+		}
+	}
 	return slices.Clone(f.revoked)
 }
 
@@ -114,7 +118,7 @@ func TestRefreshRotation(t *testing.T) {
 				t.Fatalf("replay after the grace: %v, want ErrRefreshReused", err)
 			}
 			if !slices.Contains(f.revokedIDs(), g0.SessionID) {
-				t.Errorf("OnRevoke got %v, want session %s among them", f.revokedIDs(), g0.SessionID)
+				t.Errorf("the store told of revoking %v, want session %s among them", f.revokedIDs(), g0.SessionID)
 			}
 			if _, err := f.auth.Refresh(ctx, g2.Refresh); !errors.Is(err, auth.ErrUnauthorized) {
 				t.Errorf("newest token after the reuse: %v, want ErrUnauthorized", err)
@@ -207,7 +211,7 @@ func TestLogout(t *testing.T) {
 				t.Fatalf("Logout = %q, %v; want %q", sid, err, g0.SessionID)
 			}
 			if !slices.Contains(f.revokedIDs(), sid) {
-				t.Errorf("OnRevoke was not told of %s", sid)
+				t.Errorf("the store did not tell of revoking %s", sid)
 			}
 			if _, err := f.auth.Refresh(ctx, g1.Refresh); !errors.Is(err, auth.ErrUnauthorized) {
 				t.Errorf("refresh after logout: %v, want ErrUnauthorized", err)
@@ -331,7 +335,7 @@ func TestSetPasswordRevokesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Contains(f.revokedIDs(), g.SessionID) {
-		t.Errorf("OnRevoke got %v, want %s", f.revokedIDs(), g.SessionID)
+		t.Errorf("the store told of revoking %v, want %s", f.revokedIDs(), g.SessionID)
 	}
 	if _, err := f.auth.Refresh(ctx, g.Refresh); !errors.Is(err, auth.ErrUnauthorized) {
 		t.Errorf("refresh after a password change: %v, want ErrUnauthorized", err)

@@ -14,10 +14,10 @@ import (
 // room they left or were removed from) gets it with Member false and nothing but its name, kind
 // and times, and their sockets stop being members of it: they get nothing more from it.
 //
-// It reads the store and queues frames, never waiting on a socket. The API calls it after every
-// change it stores (api.Config.OnMembership); the committer calls it when a message made its
-// sender a member of a public room.
-func (h *Hub) MembershipChanged(room string, userIDs ...string) {
+// It reads the store and queues frames, never waiting on a socket. The store calls it after
+// every change of membership it commits (store.Observer); Appended calls it when a message made
+// its sender a member of a public room.
+func (h *Hub) MembershipChanged(room string, userIDs []string) {
 	for _, id := range userIDs {
 		conns := h.userConns(id)
 		if len(conns) == 0 {
@@ -60,18 +60,20 @@ func (h *Hub) evict(name string, conns []*conn) {
 	}
 }
 
-// markRead moves c's user's read marker of a room and tells every open socket of the user,
-// all sessions, where it now is.
+// markRead moves c's user's read marker of a room. Every open socket of the user, all
+// sessions, learns where it now is from ReadMoved.
 func (h *Hub) markRead(c *conn, room string, seq uint64) error {
-	read, err := h.st.SetRead(c.user.ID, room, seq)
-	if err != nil {
-		return err
+	_, err := h.st.SetRead(c.user.ID, room, seq)
+	return err
+}
+
+// ReadMoved tells every open socket of the user, all sessions, where the read marker of a room
+// now is (store.Observer).
+func (h *Hub) ReadMoved(userID, room string, seq uint64) {
+	frame := encode(proto.Read{Type: proto.TypeRead, Room: room, Seq: seq})
+	for _, c := range h.userConns(userID) {
+		c.send(frame)
 	}
-	frame := encode(proto.Read{Type: proto.TypeRead, Room: room, Seq: read})
-	for _, uc := range h.userConns(c.user.ID) {
-		uc.send(frame)
-	}
-	return nil
 }
 
 // refusal is the error frame's code and message for a send, edit or deletion the store

@@ -1,10 +1,16 @@
 // Package hub runs Kaiwa's realtime side: WebSocket connections, rooms, presence, typing and
 // the durable fan-out of messages.
 //
-// One committer goroutine takes the sends of every connection, stores them in batches (one
-// fsync for many messages, in arrival order), acks each sender and publishes each new message
-// through the Broker. A batch the store cannot write (a full disk) is answered `unavailable`,
-// send by send; the sockets stay open and /healthz reports the failure until a commit succeeds.
+// One committer goroutine takes the sends of every connection and stores them in batches (one
+// fsync for many messages, in arrival order). The hub is the store's Observer: every effect of
+// a stored change on open sockets comes from the store once it has committed the change, not
+// from whoever asked for it, so that a cluster node, whose store applies the changes of every
+// node, tells its sockets of them all. Appended acks each sender whose send is waiting in this
+// hub and publishes each new message through the Broker; the committer answers only the sends
+// the store refused, and a batch the store cannot write (a full disk) `unavailable`, send by
+// send; the sockets stay open and /healthz reports the failure until a commit succeeds. Read
+// markers (ReadMoved), membership changes (MembershipChanged), deleted rooms (RoomDeleted) and
+// revoked sessions (SessionsRevoked) come the same way.
 //
 // Rooms fan published messages out to their members' outboxes without ever blocking. A member
 // whose outbox is past its soft limit falls behind: it stops being live, and a replay feeds it

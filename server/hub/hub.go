@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,9 +47,14 @@ const appendBatchMax = 1024
 const commitLogEvery = 10 * time.Second
 
 // Hub owns every open socket and room of the process. It is safe for concurrent use.
+//
+// It is the store's Observer (store.Store.SetObserver): every effect of a stored change on open
+// sockets (acks, messages, read and room frames, revoked sessions, deleted rooms) comes from the
+// store applying the change, whoever asked for it, so that a cluster node tells its sockets of
+// the changes made on every node.
 type Hub struct {
 	cfg    Config
-	st     *store.Store
+	st     store.Engine
 	auth   *auth.Auth
 	log    *slog.Logger
 	broker Broker
@@ -65,6 +71,11 @@ type Hub struct {
 	failLoggedAt  time.Time
 	failsUnlogged int
 
+	// pending holds the sends of the batch being committed, by sender, room and client id, in
+	// arrival order: Appended acks them, the committer answers those it left.
+	pendingMu sync.Mutex
+	pending   map[sendKey][]*conn
+
 	mu       sync.Mutex
 	closing  bool
 	rooms    map[string]*room
@@ -74,14 +85,19 @@ type Hub struct {
 	users    map[string]int                // user id → open sockets
 }
 
+var _ store.Observer = (*Hub)(nil)
+
 // appendReq is a send on its way to the committer.
 type appendReq struct {
 	c   *conn
 	req store.AppendRequest
 }
 
-// New returns a running hub.
-func New(cfg Config, st *store.Store, a *auth.Auth, log *slog.Logger) *Hub {
+// sendKey names a send as the store names a message: its sender, room and client id.
+type sendKey struct{ user, room, id string }
+
+// New returns a running hub. The caller makes it the Observer of the store below st.
+func New(cfg Config, st store.Engine, a *auth.Auth, log *slog.Logger) *Hub {
 	if cfg.Broker == nil {
 		cfg.Broker = NewLocalBroker()
 	}
@@ -92,7 +108,7 @@ func New(cfg Config, st *store.Store, a *auth.Auth, log *slog.Logger) *Hub {
 		cfg: cfg, st: st, auth: a, log: log, broker: cfg.Broker, met: cfg.Metrics,
 		appends: make(chan appendReq, appendBatchMax), stop: make(chan struct{}), committed: make(chan struct{}),
 		rooms: map[string]*room{}, sessions: map[string]map[*conn]struct{}{}, ips: map[string]int{},
-		users: map[string]int{}, byUser: map[string]map[*conn]struct{}{},
+		users: map[string]int{}, byUser: map[string]map[*conn]struct{}{}, pending: map[sendKey][]*conn{},
 	}
 	go h.commit()
 	return h
@@ -224,8 +240,8 @@ func (h *Hub) run(c *conn, exp time.Time, release func()) {
 	}
 }
 
-// Revoke closes every socket of the sessions with 4003.
-func (h *Hub) Revoke(sessionIDs ...string) {
+// SessionsRevoked closes every socket of the sessions with 4003 (store.Observer).
+func (h *Hub) SessionsRevoked(sessionIDs []string) {
 	h.mu.Lock()
 	var victims []*conn
 	for _, sid := range sessionIDs {
@@ -379,10 +395,10 @@ func (h *Hub) release(r *room) {
 	h.met.Rooms.Dec()
 }
 
-// DeleteRoom forgets a room the store no longer has: its members stop being members and get
-// nothing more from it. The caller deleted it from the store first, so that no join can load
-// it again.
-func (h *Hub) DeleteRoom(name string) {
+// RoomDeleted forgets a room the store no longer has: its members stop being members and get
+// nothing more from it (store.Observer). The store has deleted it already, so that no join can
+// load it again.
+func (h *Hub) RoomDeleted(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := h.rooms[name]
@@ -446,17 +462,29 @@ func (h *Hub) takeQueued(batch []appendReq) []appendReq {
 	return batch
 }
 
+// commitBatch stores a batch. The store's Observer call (Appended) acks the sends and
+// publishes the new messages before AppendBatch returns; what is left here is to answer the
+// sends it refused, or all of them when the batch could not be stored.
 func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
+	h.pendingMu.Lock()
 	for _, a := range batch {
 		reqs = append(reqs, a.req)
+		k := sendKey{a.req.UserID, a.req.Room, a.req.ClientID}
+		h.pending[k] = append(h.pending[k], a.c)
 	}
+	h.pendingMu.Unlock()
 	start := time.Now()
 	results, err := h.st.AppendBatch(reqs)
 	took := time.Since(start)
+	h.pendingMu.Lock()
+	defer h.pendingMu.Unlock()
+	defer clear(h.pending)
 	if err != nil {
 		h.commitFailed(len(batch), err)
 		for _, a := range batch {
-			a.c.sendError(proto.CodeUnavailable, "The message could not be stored; retry later.", a.req.ClientID)
+			if h.unpend(a) {
+				a.c.sendError(proto.CodeUnavailable, "The message could not be stored; retry later.", a.req.ClientID)
+			}
 		}
 		return
 	}
@@ -466,33 +494,84 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 	}
 	stored := 0
 	for i, a := range batch {
-		res := results[i]
+		switch res := results[i]; {
+		case res.Err != nil:
+			if h.unpend(a) {
+				code, message := refusal(res.Err)
+				a.c.sendError(code, message, a.req.ClientID)
+			}
+		case !res.Dup:
+			stored++
+		}
+	}
+	h.met.ObserveCommit(took, stored)
+}
+
+// unpend takes a's socket out of pending and reports whether it was there: not yet answered.
+// Callers hold pendingMu.
+func (h *Hub) unpend(a appendReq) bool {
+	k := sendKey{a.req.UserID, a.req.Room, a.req.ClientID}
+	conns := h.pending[k]
+	i := slices.Index(conns, a.c)
+	if i < 0 {
+		return false
+	}
+	if conns = slices.Delete(conns, i, i+1); len(conns) == 0 {
+		delete(h.pending, k)
+	} else {
+		h.pending[k] = conns
+	}
+	return true
+}
+
+// Appended acks and publishes the messages of a committed batch (store.Observer), in order. A
+// message sent through this hub acks its sender, whose other sockets get a read frame for the
+// marker the message moved; one from elsewhere (another node of a cluster) gives all the
+// sender's sockets that read frame. Refusals are the committer's to answer.
+func (h *Hub) Appended(results []store.AppendResult) {
+	senders := make([]*conn, len(results))
+	h.pendingMu.Lock()
+	for i, res := range results {
 		if res.Err != nil {
-			code, message := refusal(res.Err)
-			a.c.sendError(code, message, a.req.ClientID)
 			continue
 		}
-		a.c.send(encode(proto.Ack{Type: proto.TypeAck, Room: res.Msg.Room, ID: res.Msg.ID, Seq: res.Msg.Seq}))
+		k := sendKey{res.UserID, res.Msg.Room, res.Msg.ID}
+		if conns := h.pending[k]; len(conns) > 0 {
+			senders[i] = conns[0]
+			if len(conns) == 1 {
+				delete(h.pending, k)
+			} else {
+				h.pending[k] = conns[1:]
+			}
+		}
+	}
+	h.pendingMu.Unlock()
+	for i, res := range results {
+		if res.Err != nil {
+			continue
+		}
+		sender := senders[i]
+		if sender != nil {
+			sender.send(encode(proto.Ack{Type: proto.TypeAck, Room: res.Msg.Room, ID: res.Msg.ID, Seq: res.Msg.Seq}))
+		}
 		if res.Dup {
 			continue
 		}
-		stored++
 		msg := res.Msg
 		msg.Type = proto.TypeMessage
 		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg)})
 		// The store moved the sender's marker to the message: their other sockets learn it as
 		// from a read frame; the sending one has its ack.
-		if others := h.otherConns(a.req.UserID, a.c); len(others) > 0 {
+		if others := h.otherConns(res.UserID, sender); len(others) > 0 {
 			frame := encode(proto.Read{Type: proto.TypeRead, Room: msg.Room, Seq: res.Read})
 			for _, c := range others {
 				c.send(frame)
 			}
 		}
 		if res.Joined {
-			go h.MembershipChanged(msg.Room, a.req.UserID)
+			go h.MembershipChanged(msg.Room, []string{res.UserID})
 		}
 	}
-	h.met.ObserveCommit(took, stored)
 }
 
 // commitFailed counts a failed commit of n sends and logs it, at most once per commitLogEvery

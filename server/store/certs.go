@@ -32,7 +32,7 @@ func (s *Store) Cert(key string) ([]byte, error) {
 
 // PutCert stores value under key in the certs bucket, replacing what was there.
 func (s *Store) PutCert(key string, value []byte) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketCerts)
 		if err != nil {
 			return err
@@ -47,7 +47,7 @@ func (s *Store) PutCert(key string, value []byte) error {
 
 // DeleteCert removes key from the certs bucket; a missing key is not an error.
 func (s *Store) DeleteCert(key string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCerts)
 		if b == nil {
 			return nil

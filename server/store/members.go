@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -232,7 +231,8 @@ func (s *Store) Memberships(userID string) ([]string, error) {
 // A new member's read marker starts at the room's last seq: joining shows no old unread.
 func (s *Store) AddMember(byID, room, userID string) (bool, error) {
 	var added bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var tell []string
+	err := s.update(func(tx *bolt.Tx) error {
 		rb, info, err := readable(tx, byID, room)
 		if err != nil {
 			return err
@@ -251,11 +251,16 @@ func (s *Store) AddMember(byID, room, userID string) (bool, error) {
 			return nil
 		}
 		added = true
-		return putMember(tx, rb, room, userID, u.Name, rb.Bucket(bucketMsgs).Sequence())
+		if err := putMember(tx, rb, room, userID, u.Name, rb.Bucket(bucketMsgs).Sequence()); err != nil {
+			return err
+		}
+		tell = concerned(rb, info, userID)
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: add %s to %q: %w", userID, room, err)
 	}
+	s.membershipChanged(room, tell)
 	return added, nil
 }
 
@@ -264,7 +269,8 @@ func (s *Store) AddMember(byID, room, userID string) (bool, error) {
 // dm rooms: ErrForbidden. ErrNotFound where CanRead refuses byID. What the member wrote stays.
 func (s *Store) RemoveMember(byID, room, userID string) (bool, error) {
 	var removed bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var tell []string
+	err := s.update(func(tx *bolt.Tx) error {
 		rb, info, err := readable(tx, byID, room)
 		if err != nil {
 			return err
@@ -285,11 +291,16 @@ func (s *Store) RemoveMember(byID, room, userID string) (bool, error) {
 			return nil
 		}
 		removed = true
-		return deleteMember(tx, rb, room, userID)
+		if err := deleteMember(tx, rb, room, userID); err != nil {
+			return err
+		}
+		tell = concerned(rb, info, userID)
+		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: remove %s from %q: %w", userID, room, err)
 	}
+	s.membershipChanged(room, tell)
 	return removed, nil
 }
 
@@ -298,7 +309,7 @@ func (s *Store) RemoveMember(byID, room, userID string) (bool, error) {
 // refuses; ErrNotMember for a public room the user is not a member of.
 func (s *Store) SetRead(userID, room string, seq uint64) (uint64, error) {
 	var read uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		rb, _, err := readable(tx, userID, room)
 		if err != nil {
 			return err
@@ -320,6 +331,9 @@ func (s *Store) SetRead(userID, room string, seq uint64) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: read marker of %q: %w", room, err)
 	}
+	if o := s.observer(); o != nil {
+		o.ReadMoved(userID, room, read)
+	}
 	return read, nil
 }
 
@@ -332,7 +346,8 @@ func (s *Store) DM(userID, otherID string) (room proto.Room, created bool, err e
 	if userID == otherID {
 		return proto.Room{}, false, fmt.Errorf("store: dm with oneself: %w", ErrForbidden)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	var tell []string
+	err = s.update(func(tx *bolt.Tx) error {
 		me, err := userByID(tx, userID)
 		if err != nil {
 			return err
@@ -345,7 +360,8 @@ func (s *Store) DM(userID, otherID string) (room proto.Room, created bool, err e
 		rb := tx.Bucket(bucketRooms).Bucket([]byte(name))
 		if rb == nil {
 			created = true
-			if rb, err = createRoom(tx, roomInfo{Name: name, CreatedAt: time.Now(), Kind: proto.RoomDM, Creator: userID}); err != nil {
+			info := roomInfo{Name: name, CreatedAt: s.now(), Kind: proto.RoomDM, Creator: userID}
+			if rb, err = createRoom(tx, info); err != nil {
 				return err
 			}
 			if err := putMember(tx, rb, name, userID, me.Name, 0); err != nil {
@@ -354,6 +370,7 @@ func (s *Store) DM(userID, otherID string) (room proto.Room, created bool, err e
 			if err := putMember(tx, rb, name, otherID, other.Name, 0); err != nil {
 				return err
 			}
+			tell = concerned(rb, info, userID)
 		}
 		room, err = view(tx, rb, userID)
 		if err == nil && !room.Member {
@@ -364,6 +381,7 @@ func (s *Store) DM(userID, otherID string) (room proto.Room, created bool, err e
 	if err != nil {
 		return proto.Room{}, false, fmt.Errorf("store: dm: %w", err)
 	}
+	s.membershipChanged(room.Name, tell)
 	return room, created, nil
 }
 
@@ -382,6 +400,30 @@ func dmName(key []byte, a, b string) string {
 		name = append(name, alphabet[int(c)%len(alphabet)])
 	}
 	return string(name)
+}
+
+// concerned returns whom to tell of a change of userID's membership of a room: that user and,
+// in a room with a member list (private, dm), every member.
+func concerned(rb *bolt.Bucket, info roomInfo, userID string) []string {
+	ids := []string{userID}
+	if info.Kind == proto.RoomPublic {
+		return ids
+	}
+	rb.Bucket(bucketMembers).ForEach(func(k, _ []byte) error {
+		if string(k) != userID {
+			ids = append(ids, string(k))
+		}
+		return nil
+	})
+	return ids
+}
+
+// membershipChanged tells the Observer of a committed membership change, if anyone is to be
+// told.
+func (s *Store) membershipChanged(room string, userIDs []string) {
+	if o := s.observer(); o != nil && len(userIDs) > 0 {
+		o.MembershipChanged(room, userIDs)
+	}
 }
 
 // memberRead returns the user's read marker of a room and whether the user is a member.

@@ -64,9 +64,10 @@ func (s *Store) NewRoom(creatorID, name string, kind proto.RoomKind) (proto.Room
 		return proto.Room{}, fmt.Errorf("store: create room %q: kind %q: %w", name, kind, ErrForbidden)
 	}
 	var room proto.Room
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		now := time.Now()
-		rb, err := createRoom(tx, roomInfo{Name: name, CreatedAt: now, Kind: kind, Creator: creatorID})
+	var tell []string
+	err := s.update(func(tx *bolt.Tx) error {
+		info := roomInfo{Name: name, CreatedAt: s.now(), Kind: kind, Creator: creatorID}
+		rb, err := createRoom(tx, info)
 		if err != nil {
 			return err
 		}
@@ -78,6 +79,7 @@ func (s *Store) NewRoom(creatorID, name string, kind proto.RoomKind) (proto.Room
 			if err := putMember(tx, rb, name, creatorID, u.Name, 0); err != nil {
 				return err
 			}
+			tell = concerned(rb, info, creatorID)
 		}
 		room, err = view(tx, rb, creatorID)
 		return err
@@ -85,6 +87,7 @@ func (s *Store) NewRoom(creatorID, name string, kind proto.RoomKind) (proto.Room
 	if err != nil {
 		return proto.Room{}, fmt.Errorf("store: create room %q: %w", name, err)
 	}
+	s.membershipChanged(name, tell)
 	return room, nil
 }
 
@@ -121,7 +124,7 @@ func createRoom(tx *bolt.Tx, info roomInfo) (*bolt.Bucket, error) {
 // DeleteRoom deletes a room, its whole history and every membership of it in one transaction,
 // or returns ErrNotFound.
 func (s *Store) DeleteRoom(name string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		rooms := tx.Bucket(bucketRooms)
 		if rooms.Bucket([]byte(name)) == nil {
 			return ErrNotFound
@@ -133,6 +136,9 @@ func (s *Store) DeleteRoom(name string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete room %q: %w", name, err)
+	}
+	if o := s.observer(); o != nil {
+		o.RoomDeleted(name)
 	}
 	return nil
 }
@@ -261,6 +267,8 @@ type AppendResult struct {
 	Read uint64
 	// Joined says that the message made its sender a member of a public room.
 	Joined bool
+	// UserID is the sender's (the request's UserID), in every result.
+	UserID string
 }
 
 // Append stores one plain message durably; see AppendBatch.
@@ -284,9 +292,9 @@ func (s *Store) Append(room, userID, from, clientID, text string) (proto.Message
 // mention counted until that member's marker passes it. An edit or deletion records its effect
 // on its target, which History applies.
 func (s *Store) AppendBatch(reqs []AppendRequest) ([]AppendResult, error) {
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	now := s.now().UTC().Truncate(time.Millisecond)
 	res := make([]AppendResult, len(reqs))
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		infos := map[string]roomInfo{} // decoded once per room and batch
 		for i, req := range reqs {
 			var err error
@@ -294,11 +302,15 @@ func (s *Store) AppendBatch(reqs []AppendRequest) ([]AppendResult, error) {
 			if err != nil {
 				return err
 			}
+			res[i].UserID = req.UserID
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: append: %w", err)
+	}
+	if o := s.observer(); o != nil {
+		o.Appended(res)
 	}
 	return res, nil
 }

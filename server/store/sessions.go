@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -47,7 +48,7 @@ func (s *Store) CreateSession(sess Session) error {
 	var disabled bool
 	// In a batch this may run again after a batch-mate failed: a disabled user does not fail
 	// the transaction, so the others' sessions are not written twice.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(func(tx *bolt.Tx) error {
 		var u User
 		err := getJSON(tx.Bucket(bucketUsers), []byte(sess.UserID), &u)
 		if disabled = err == nil && u.Disabled; disabled {
@@ -77,18 +78,18 @@ func (s *Store) Session(id string) (Session, error) {
 }
 
 // UpdateSession applies fn to the stored session with that id inside one write transaction and
-// saves the result, also when fn fails. fn's error is returned as it is, so callers can branch on
+// saves the result, also when fn fails; a session it revokes is told to the Observer. fn's error is returned as it is, so callers can branch on
 // their own sentinels; the session as fn left it is returned in every case.
 func (s *Store) UpdateSession(id string, fn func(*Session) error) (Session, error) {
 	var sess Session
 	var fnErr error
-	var found bool
+	var found, revoked bool
 	// In a batch this may run again after a batch-mate failed: it starts from the stored
 	// session each time. Neither a missing session nor fn's error fails the transaction, so a
 	// bogus token cannot make its batch-mates run twice, and a revocation is kept.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSessions)
-		sess, fnErr, found = Session{}, nil, false // Unmarshal into a used struct keeps omitted fields
+		sess, fnErr, found, revoked = Session{}, nil, false, false // Unmarshal into a used struct keeps omitted fields
 		data := b.Get([]byte(id))
 		if data == nil {
 			return nil
@@ -97,7 +98,9 @@ func (s *Store) UpdateSession(id string, fn func(*Session) error) (Session, erro
 		if err := json.Unmarshal(data, &sess); err != nil {
 			return err
 		}
+		was := sess.Revoked
 		fnErr = fn(&sess)
+		revoked = !was && sess.Revoked
 		return putJSON(b, []byte(id), sess)
 	})
 	if err != nil {
@@ -106,13 +109,16 @@ func (s *Store) UpdateSession(id string, fn func(*Session) error) (Session, erro
 	if !found {
 		return sess, fmt.Errorf("store: update session: %w", ErrNotFound)
 	}
+	if revoked {
+		s.sessionsRevoked([]string{id})
+	}
 	return sess, fnErr
 }
 
 // RevokeUserSessions marks every live session of the user revoked and returns their ids.
 func (s *Store) RevokeUserSessions(userID string) ([]string, error) {
 	var ids []string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		var err error
 		ids, err = revokeUserSessions(tx, userID)
 		return err
@@ -120,7 +126,52 @@ func (s *Store) RevokeUserSessions(userID string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: revoke sessions: %w", err)
 	}
+	s.sessionsRevoked(ids)
 	return ids, nil
+}
+
+// SwapSession stores new as the session with that id if the stored one is old, compared as
+// stored (encoded), and reports whether it did: false if another change came first.
+// ErrNotFound if there is no such session. A swap that revokes the session is told to the
+// Observer.
+func (s *Store) SwapSession(id string, old, new Session) (bool, error) {
+	swapped, err := s.swap(bucketSessions, id, old, new)
+	if err != nil {
+		return false, fmt.Errorf("store: swap session: %w", err)
+	}
+	if swapped && !old.Revoked && new.Revoked {
+		s.sessionsRevoked([]string{id})
+	}
+	return swapped, nil
+}
+
+// swap is SwapSession and SwapUser: compare the value at key with old's encoding, then store
+// new's.
+func (s *Store) swap(bucket []byte, key string, old, new any) (bool, error) {
+	want, err := json.Marshal(old)
+	if err != nil {
+		return false, err
+	}
+	var swapped bool
+	err = s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		v := b.Get([]byte(key))
+		if v == nil {
+			return ErrNotFound
+		}
+		if swapped = bytes.Equal(v, want); !swapped {
+			return nil
+		}
+		return putJSON(b, []byte(key), new)
+	})
+	return swapped, err
+}
+
+// sessionsRevoked tells the Observer of sessions revoked, if any.
+func (s *Store) sessionsRevoked(ids []string) {
+	if o := s.observer(); o != nil && len(ids) > 0 {
+		o.SessionsRevoked(ids)
+	}
 }
 
 func revokeUserSessions(tx *bolt.Tx, userID string) ([]string, error) {

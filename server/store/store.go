@@ -1,7 +1,9 @@
 package store
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"kaiwa/shared/proto"
 )
 
 // Errors callers branch on.
@@ -53,19 +58,54 @@ var (
 	keyLastTS         = []byte("last_ts")     // in a room: unix ms of the newest message, or of its creation
 	keyRoomHead       = []byte("head")        // in a room: its info in binary (encodeHead)
 	keyDMKey          = []byte("dm_key")      // in meta: HMAC key that names dm rooms
+	keyAppliedSeq     = []byte("applied_seq") // in meta: the last log position applied (At)
 )
 
 // Store is an open Kaiwa database.
 type Store struct {
-	db  *bolt.DB
-	key []byte // access-token signing key, read once at Open
+	db *bolt.DB
+	sh *shared
+	// at, when not zero, is the time of every mutation, and seq, when not zero, the log
+	// position every mutation records (At).
+	at  time.Time
+	seq uint64
+}
+
+// shared is what a Store and its views (At) hold in common.
+type shared struct {
+	key atomic.Pointer[[]byte] // access-token signing key; nil until the store is initialised
+	obs atomic.Pointer[Observer]
 }
 
 // Open opens the database at path, creating its directory (0700) and the file (0600) when
-// missing, and brings its schema up to date. A new database gets a signing key from crypto/rand
-// and the room "general". If another process holds the file, Open fails within about a second
-// with an error that wraps ErrLocked.
+// missing, and brings its schema up to date. A new database is initialised (Initialize) with a
+// signing key from crypto/rand. If another process holds the file, Open fails within about a
+// second with an error that wraps ErrLocked.
 func Open(path string) (*Store, error) {
+	s, err := OpenEmpty(path)
+	if err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: new signing key: %w", err)
+	}
+	if err := guard(func() error { return s.Initialize(key) }); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if len(s.SigningKey()) < 32 {
+		s.Close()
+		return nil, errors.New("store: signing key missing or short")
+	}
+	return s, nil
+}
+
+// OpenEmpty is Open without initialising a new database: it has the schema's buckets but no
+// signing key and no room general until Initialize. A cluster node opens its copy so, and fills
+// it from the cluster's log.
+func OpenEmpty(path string) (*Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store: create directory: %w", err)
@@ -84,25 +124,66 @@ func Open(path string) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, sh: &shared{}}
 	if err := guard(s.migrate); err != nil {
 		db.Close()
 		return nil, err
 	}
 	if err := guard(func() error {
 		return db.View(func(tx *bolt.Tx) error {
-			s.key = clone(tx.Bucket(bucketMeta).Get(keySigningKey))
+			if key := tx.Bucket(bucketMeta).Get(keySigningKey); key != nil {
+				s.setKey(key)
+			}
 			return nil
 		})
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: read signing key: %w", err)
 	}
-	if len(s.key) < 32 {
-		db.Close()
-		return nil, errors.New("store: signing key missing or short")
-	}
 	return s, nil
+}
+
+// Initialize does what the first Open of a database does: it stores key as the signing key,
+// derives from it the key that names dm rooms (dmKeyOf), and creates the room general at
+// s.now(). On a database already initialised (it has a signing key) it changes nothing and
+// returns nil; a view from At records its log position either way.
+func (s *Store) Initialize(key []byte) error {
+	if len(key) < 32 {
+		return errors.New("store: initialize: signing key shorter than 32 bytes")
+	}
+	var stored []byte
+	err := s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if stored = clone(meta.Get(keySigningKey)); stored != nil {
+			return nil
+		}
+		stored = clone(key)
+		if err := meta.Put(keySigningKey, stored); err != nil {
+			return err
+		}
+		if err := meta.Put(keyDMKey, dmKeyOf(key)); err != nil {
+			return err
+		}
+		if tx.Bucket(bucketRooms).Bucket([]byte(DefaultRoom)) != nil {
+			return nil
+		}
+		_, err := createRoom(tx, roomInfo{Name: DefaultRoom, CreatedAt: s.now(), Kind: proto.RoomPublic})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: initialize: %w", err)
+	}
+	s.setKey(stored)
+	return nil
+}
+
+// dmKeyOf derives the key that names dm rooms from the first signing key, so that every copy
+// of a database initialised with the same key names dm rooms alike, and the name key reveals
+// nothing of the signing key.
+func dmKeyOf(key []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("kaiwa dm room names"))
+	return mac.Sum(nil)
 }
 
 // Close closes the file, waiting for transactions in progress.
@@ -111,8 +192,19 @@ func (s *Store) Close() error { return s.db.Close() }
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.db.Path() }
 
-// SigningKey returns the HMAC key for access tokens. The caller must not modify it.
-func (s *Store) SigningKey() []byte { return s.key }
+// SigningKey returns the HMAC key for access tokens, nil before Initialize. The caller must not
+// modify it.
+func (s *Store) SigningKey() []byte {
+	if k := s.sh.key.Load(); k != nil {
+		return *k
+	}
+	return nil
+}
+
+func (s *Store) setKey(key []byte) {
+	k := clone(key)
+	s.sh.key.Store(&k)
+}
 
 // RotateSigningKey replaces the access-token signing key with a new one from crypto/rand and
 // returns it. Every access token signed before stops verifying; refresh sessions are untouched,
@@ -124,13 +216,87 @@ func (s *Store) RotateSigningKey() ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("store: new signing key: %w", err)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.SetSigningKey(key); err != nil {
+		return nil, err
+	}
+	return clone(key), nil
+}
+
+// SetSigningKey replaces the access-token signing key with key (at least 32 bytes). The key
+// that names dm rooms stays.
+func (s *Store) SetSigningKey(key []byte) error {
+	if len(key) < 32 {
+		return errors.New("store: set signing key: shorter than 32 bytes")
+	}
+	key = clone(key)
+	if err := s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keySigningKey, key)
 	}); err != nil {
-		return nil, fmt.Errorf("store: rotate signing key: %w", err)
+		return fmt.Errorf("store: set signing key: %w", err)
 	}
-	s.key = clone(key)
-	return clone(key), nil
+	s.setKey(key)
+	return nil
+}
+
+// At returns a view of the store, sharing its file, signing key and Observer, whose mutations
+// take now as their time and, when seq is not 0, record seq as the last applied position of a
+// log in the same transaction as their change (AppliedSeq). A mutation that fails records
+// nothing. A cluster node applies each entry of its log through such a view, so that every
+// copy stores the same times.
+func (s *Store) At(now time.Time, seq uint64) *Store {
+	return &Store{db: s.db, sh: s.sh, at: now, seq: seq}
+}
+
+// AppliedSeq returns the log position recorded by the last mutation of a view from At with a
+// seq, or 0 if none ever was.
+func (s *Store) AppliedSeq() (uint64, error) {
+	var seq uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyAppliedSeq); len(v) == 8 {
+			seq = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: applied seq: %w", err)
+	}
+	return seq, nil
+}
+
+// now is the time of a mutation: the view's (At), else the clock's.
+func (s *Store) now() time.Time {
+	if !s.at.IsZero() {
+		return s.at
+	}
+	return time.Now()
+}
+
+// update runs fn in a write transaction: every write of the store goes through it or batch.
+// A view from At records its log position in the same transaction.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	return s.db.Update(s.recorded(fn))
+}
+
+// batch is update for writes that may share a commit with concurrent ones (bbolt's Batch): fn
+// may run more than once, and must start from what is stored each time. A view from At with a
+// seq writes alone, as update.
+func (s *Store) batch(fn func(tx *bolt.Tx) error) error {
+	if s.seq != 0 {
+		return s.update(fn)
+	}
+	return s.db.Batch(s.recorded(fn))
+}
+
+func (s *Store) recorded(fn func(tx *bolt.Tx) error) func(tx *bolt.Tx) error {
+	if s.seq == 0 {
+		return fn
+	}
+	return func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyAppliedSeq, u64(s.seq))
+	}
 }
 
 // migrations bring a database from schema version i to i+1. Append only: never edit or reorder
@@ -140,12 +306,14 @@ var migrations = []func(tx *bolt.Tx) error{
 	conversations,
 }
 
+// migrate brings the schema up to date. A new file gets the current schema's buckets at once,
+// and no signing key nor room (Initialize): the migrations are for files made by an older Kaiwa.
 func (s *Store) migrate() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return fmt.Errorf("store: create meta: %w", err)
+	return s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return createSchema(tx)
 		}
+		meta := tx.Bucket(bucketMeta)
 		var version uint64
 		if v := meta.Get(keySchema); len(v) == 8 {
 			version = binary.BigEndian.Uint64(v)
@@ -162,7 +330,20 @@ func (s *Store) migrate() error {
 	})
 }
 
+// createSchema creates the top-level buckets of the current schema in a new file.
+func createSchema(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketMeta, bucketUsers, bucketUsernames, bucketSessions, bucketRooms,
+		bucketMemberships, bucketMentions, bucketPublic} {
+		if _, err := tx.CreateBucket(name); err != nil {
+			return fmt.Errorf("store: create bucket %s: %w", name, err)
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keySchema, u64(uint64(len(migrations))))
+}
+
 // initialize creates the buckets, the signing key and the default room, as schema 1 had them.
+// Only a file whose meta bucket was committed without a schema version would run it: new files
+// get createSchema.
 func initialize(tx *bolt.Tx) error {
 	for _, name := range [][]byte{bucketUsers, bucketUsernames, bucketSessions, bucketRooms} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {

@@ -31,8 +31,8 @@ var ErrDisabled = errors.New("user disabled")
 // The user is a member of general from then on, the read marker at its last seq.
 // ErrUsernameTaken if the name is in use.
 func (s *Store) CreateUser(name, passwordHash string, admin bool) (User, error) {
-	u := User{Name: name, Admin: admin, PasswordHash: passwordHash, CreatedAt: time.Now().UTC()}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	u := User{Name: name, Admin: admin, PasswordHash: passwordHash, CreatedAt: s.now().UTC()}
+	err := s.update(func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketUsernames)
 		if names.Get([]byte(name)) != nil {
 			return ErrUsernameTaken
@@ -92,7 +92,7 @@ func (s *Store) UserByID(id string) (User, error) {
 // change the ID or Name.
 func (s *Store) UpdateUser(id string, fn func(*User)) (User, error) {
 	var u User
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		if err := getJSON(users, []byte(id), &u); err != nil {
 			return err
@@ -111,7 +111,7 @@ func (s *Store) UpdateUser(id string, fn func(*User)) (User, error) {
 // session; it returns the ids of the sessions revoked. ErrNotFound for an unknown user.
 func (s *Store) SetUserDisabled(id string, disabled bool) ([]string, error) {
 	var ids []string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
 		var u User
 		if err := getJSON(users, []byte(id), &u); err != nil {
@@ -131,7 +131,22 @@ func (s *Store) SetUserDisabled(id string, disabled bool) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: disable user %s: %w", id, err)
 	}
+	s.sessionsRevoked(ids)
 	return ids, nil
+}
+
+// SwapUser stores new as the user with that id if the stored one is old, compared as stored
+// (encoded), and reports whether it did: false if another change came first. ErrNotFound if
+// there is no such user. new must keep old's ID and Name (the name index is not changed).
+func (s *Store) SwapUser(id string, old, new User) (bool, error) {
+	if new.ID != id || new.Name != old.Name {
+		return false, fmt.Errorf("store: swap user %s: the id and name cannot change", id)
+	}
+	swapped, err := s.swap(bucketUsers, id, old, new)
+	if err != nil {
+		return false, fmt.Errorf("store: swap user %s: %w", id, err)
+	}
+	return swapped, nil
 }
 
 // UsersByPrefix lists up to limit users whose names start with prefix, by name.

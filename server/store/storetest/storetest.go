@@ -3,7 +3,11 @@
 package storetest
 
 import (
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"kaiwa/server/store"
@@ -30,4 +34,84 @@ func OpenAt(tb testing.TB, path string) *store.Store {
 		st.Close()
 	})
 	return st
+}
+
+// Recorder is a store.Observer that writes down every call, as a line of text, and passes it on
+// to Next when set. The lines:
+//
+//	appended ROOM:SEQ[+dup][+joined] ... ("err" for a refusal)
+//	read USER ROOM SEQ
+//	members ROOM: ID ... (sorted)
+//	deleted ROOM
+//	revoked ID ...
+type Recorder struct {
+	Next store.Observer
+
+	mu    sync.Mutex
+	calls []string
+}
+
+// Take returns the lines written down since the last Take, and forgets them.
+func (r *Recorder) Take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	calls := r.calls
+	r.calls = nil
+	return calls
+}
+
+func (r *Recorder) note(line string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, line)
+	r.mu.Unlock()
+}
+
+func (r *Recorder) Appended(results []store.AppendResult) {
+	line := "appended"
+	for _, res := range results {
+		if res.Err != nil {
+			line += " err"
+			continue
+		}
+		line += fmt.Sprintf(" %s:%d", res.Msg.Room, res.Msg.Seq)
+		if res.Dup {
+			line += "+dup"
+		}
+		if res.Joined {
+			line += "+joined"
+		}
+	}
+	r.note(line)
+	if r.Next != nil {
+		r.Next.Appended(results)
+	}
+}
+
+func (r *Recorder) ReadMoved(userID, room string, seq uint64) {
+	r.note(fmt.Sprintf("read %s %s %d", userID, room, seq))
+	if r.Next != nil {
+		r.Next.ReadMoved(userID, room, seq)
+	}
+}
+
+func (r *Recorder) MembershipChanged(room string, userIDs []string) {
+	ids := slices.Sorted(slices.Values(userIDs))
+	r.note("members " + room + ": " + strings.Join(ids, " "))
+	if r.Next != nil {
+		r.Next.MembershipChanged(room, userIDs)
+	}
+}
+
+func (r *Recorder) RoomDeleted(room string) {
+	r.note("deleted " + room)
+	if r.Next != nil {
+		r.Next.RoomDeleted(room)
+	}
+}
+
+func (r *Recorder) SessionsRevoked(ids []string) {
+	r.note("revoked " + strings.Join(ids, " "))
+	if r.Next != nil {
+		r.Next.SessionsRevoked(ids)
+	}
 }
