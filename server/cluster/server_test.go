@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +74,30 @@ func TestServers(t *testing.T) {
 		}
 	})
 
+	t.Run("a session refreshed on one node and revoked on another closes its socket on a third", func(t *testing.T) {
+		jarClient := newJarClient(t)
+		api := func(i int) *client.API { return client.NewAPI(servers[i].URL, jarClient) }
+		tb, err := api(0).Register(context.Background(), "dora", "password-dora")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Cookies ignore ports: the one refresh cookie goes to every node.
+		if tb, err = api(1).Refresh(context.Background()); err != nil {
+			t.Fatalf("refresh on another node: %v", err)
+		}
+		s := dialWS(t, servers[2].URL, tb.AccessToken)
+		s.next(t, proto.TypeHello)
+		if err := api(0).Logout(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if code := s.closeCode(t); code != proto.CloseRevoked {
+			t.Fatalf("socket closed with %d, want %d", code, proto.CloseRevoked)
+		}
+		if _, err := api(2).Refresh(context.Background()); err == nil {
+			t.Fatal("a revoked session refreshed")
+		}
+	})
+
 	t.Run("healthz answers ok while JetStream answers", func(t *testing.T) {
 		for i, s := range servers {
 			if code := healthz(t, s.URL); code != http.StatusOK {
@@ -131,6 +156,30 @@ func (c *wsClient) send(t *testing.T, v any) {
 	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
 		t.Error(err)
 	}
+}
+
+// closeCode waits for the socket to be closed by the server and returns the close code.
+func (c *wsClient) closeCode(t *testing.T) websocket.StatusCode {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case _, ok := <-c.frames:
+			if !ok {
+				return websocket.CloseStatus(<-c.closed)
+			}
+		case <-timeout:
+			t.Fatal("socket not closed within 30 s")
+		}
+	}
+}
+
+func newJarClient(t *testing.T) *http.Client {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar}
 }
 
 // next returns the next frame of type typ, skipping others; an error frame fails the test.
