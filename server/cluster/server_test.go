@@ -74,6 +74,25 @@ func TestServers(t *testing.T) {
 		}
 	})
 
+	t.Run("typing reaches members on another node", func(t *testing.T) {
+		var socks []*wsClient
+		for i, name := range []string{"tess", "theo"} {
+			tb, err := client.NewAPI(servers[i].URL, nil).Register(context.Background(), name, "password-"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := dialWS(t, servers[i].URL, tb.AccessToken)
+			s.next(t, proto.TypeHello)
+			s.send(t, map[string]any{"type": "join", "room": "general"})
+			s.next(t, "joined")
+			socks = append(socks, s)
+		}
+		socks[0].send(t, map[string]any{"type": "typing", "room": "general"})
+		if f := socks[1].next(t, "typing"); f.User.Name != "tess" {
+			t.Fatalf("typing frame %+v, want tess typing", f)
+		}
+	})
+
 	t.Run("a session refreshed on one node and revoked on another closes its socket on a third", func(t *testing.T) {
 		jarClient := newJarClient(t)
 		api := func(i int) *client.API { return client.NewAPI(servers[i].URL, jarClient) }

@@ -116,13 +116,21 @@ type Server struct {
 	Kaiwa  *server.Server
 }
 
-// Servers starts one Kaiwa server with cfg over each engine, serving as `kaiwa serve` does.
+// Servers starts one Kaiwa server with cfg over each engine, with the node's Broker, serving as
+// `kaiwa serve` does.
 // They are stopped when the test ends.
 func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Server {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
 	var servers []*Server
 	for _, e := range engines {
+		broker, err := cluster.NewBroker(e.Node())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { broker.Close() })
+		cfg := cfg
+		cfg.Broker = broker
 		srv, err := server.New(cfg, e, log)
 		if err != nil {
 			tb.Fatal(err)

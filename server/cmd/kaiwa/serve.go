@@ -18,6 +18,8 @@ import (
 
 	"kaiwa/server"
 	"kaiwa/server/auth"
+	"kaiwa/server/cluster"
+	"kaiwa/server/hub"
 	"kaiwa/server/store"
 )
 
@@ -81,6 +83,7 @@ func serve(args []string, stderr io.Writer) error {
 	// a single process, the node's cache in cluster mode (where TLS material stays per node).
 	var st store.Engine
 	var local *store.Store
+	var broker hub.Broker // nil: one process
 	if clf.on() {
 		node, e, err := clf.open(ctx, *dbPath, log)
 		if err != nil {
@@ -88,7 +91,12 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		defer node.Close()
 		defer e.Close()
-		st, local = e, e.Store
+		b, err := cluster.NewBroker(node)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		st, local, broker = e, e.Store, b
 	} else {
 		s, err := openChecked(*dbPath, *check, log)
 		if err != nil {
@@ -109,7 +117,7 @@ func serve(args []string, stderr io.Writer) error {
 	srv, err := server.New(server.Config{
 		AccessTTL: *accessTTL, RefreshTTL: *refreshTTL, Origins: splitList(*origins),
 		Registration: *registration == "open", SecureCookies: *secureCookies, IPConnLimit: *ipConnLimit,
-		UserConnLimit: *userConnLimit, RateLimitsOff: *rateLimits == "off", Setup: ts.setup,
+		UserConnLimit: *userConnLimit, RateLimitsOff: *rateLimits == "off", Setup: ts.setup, Broker: broker,
 	}, st, log)
 	if err != nil {
 		return err
