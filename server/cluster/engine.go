@@ -268,7 +268,9 @@ func (e *Engine) propose(kind string, args any) (any, error) {
 // message id makes JetStream store it once.
 func (e *Engine) publish(ctx context.Context, id string, data []byte) error {
 	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Short attempts: a leader lost with the request never answers it; a retry goes to the
+		// next leader, and the message id keeps a stored message from being stored twice.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err := e.node.js.Publish(actx, OpsSubject, data, jetstream.WithMsgID(id))
 		cancel()
 		var apiErr *jetstream.APIError
@@ -322,7 +324,9 @@ func (e *Engine) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages()
+	// Frequent heartbeats: when the server holding the consumer dies, the consumer is made
+	// again elsewhere within seconds, and every write waits for it meanwhile.
+	it, err := cons.Messages(jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ func TestEngine(t *testing.T) {
 	nodes := clustertest.Nodes(t, 3)
 	engines := clustertest.Engines(t, nodes)
 	a, b, c := engines[0], engines[1], engines[2]
+	outer := t
 
 	t.Run("init race gives one signing key", func(t *testing.T) {
 		key := a.SigningKey()
@@ -247,7 +248,8 @@ func TestEngine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c2.Close()
+		engines[2] = c2
+		outer.Cleanup(func() { c2.Close() })
 		if got := c2.ResumedFrom(); got != applied {
 			t.Fatalf("resumed from %d, want %d", got, applied)
 		}
@@ -258,6 +260,115 @@ func TestEngine(t *testing.T) {
 			t.Fatalf("restarted engine's log differs:\n%v\n%v", got, want)
 		}
 	})
+
+	// Last: it shuts a NATS node down for good.
+	t.Run("the stream leader's NATS node lost under load loses no acknowledged message", func(t *testing.T) {
+		leader, err := nodes[0].StreamLeader(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var victim *cluster.Node
+		var writers []*cluster.Engine
+		for i, n := range nodes {
+			if n.Name() == leader {
+				victim = n
+			} else {
+				writers = append(writers, engines[i])
+			}
+		}
+		if victim == nil || len(writers) != 2 {
+			t.Fatalf("stream leader %q is none of the nodes", leader)
+		}
+		lostUnderLoad(t, victim, writers[0], writers[1])
+	})
+}
+
+// lostUnderLoad appends from a and b without pause, shuts down, halfway, the NATS node of
+// neither, and checks that the writes went on and that every acknowledged message is stored
+// with its acknowledged seq on both, in one gapless order.
+func lostUnderLoad(t *testing.T, victim *cluster.Node, a, b *cluster.Engine) {
+	t.Helper()
+	const room, before, after = "load", 20, 20
+	if _, err := a.CreateRoom(room); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu     sync.Mutex
+		acked  = map[string]uint64{} // client id → seq
+		killed = make(chan struct{})
+		done   = make(chan struct{})
+		wg     sync.WaitGroup
+	)
+	for i, e := range []*cluster.Engine{a, b} {
+		u, err := e.CreateUser(fmt.Sprintf("loader%d", i), "hash", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			sinceKill := 0
+			for j := 0; ; j++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				id := fmt.Sprintf("l%d-%d", i, j)
+				m, _, err := e.Append(room, u.ID, u.Name, id, "under load")
+				if err != nil {
+					t.Errorf("append %s: %v", id, err)
+					return
+				}
+				mu.Lock()
+				acked[id] = m.Seq
+				mu.Unlock()
+				select {
+				case <-killed:
+					if sinceKill++; sinceKill == after {
+						return
+					}
+				default:
+				}
+			}
+		})
+	}
+	deadline := time.After(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= before {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("only %d appends acknowledged in 60 s", n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	victim.Close()
+	close(killed)
+	wg.Wait()
+	close(done)
+	if t.Failed() {
+		return
+	}
+	logA, logB := roomLog(t, a, room), roomLog(t, b, room)
+	if !slices.Equal(logA, logB) {
+		t.Fatalf("the two nodes' logs differ:\n%v\n%v", logA, logB)
+	}
+	stored := map[string]uint64{}
+	for i, line := range logA {
+		if line.seq != uint64(i+1) {
+			t.Fatalf("message %d has seq %d: a gap", i, line.seq)
+		}
+		stored[line.id] = line.seq
+	}
+	for id, seq := range acked {
+		if stored[id] != seq {
+			t.Errorf("acknowledged %s at seq %d, stored at %d", id, seq, stored[id])
+		}
+	}
+	t.Logf("%d messages acknowledged, %d stored, %d after the node was lost", len(acked), len(logA), 2*after)
 }
 
 // TestEngineRestartFromFreshCache checks that a node whose cache was lost rebuilds it from the

@@ -186,6 +186,26 @@ func (n *Node) LastSeq(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
+// Name returns the embedded node's server name, "" when connected to an external system.
+func (n *Node) Name() string {
+	if n.srv == nil {
+		return ""
+	}
+	return n.srv.Name()
+}
+
+// StreamLeader returns the server name of the stream's leader, which orders every write.
+func (n *Node) StreamLeader(ctx context.Context) (string, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cluster: stream info: %w", err)
+	}
+	if info.Cluster == nil {
+		return "", nil
+	}
+	return info.Cluster.Leader, nil
+}
+
 // Close closes the connection and shuts the embedded server down, if any.
 func (n *Node) Close() {
 	if n.nc != nil {
