@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,6 +33,9 @@ var (
 	ErrContended = errors.New("cluster: update contended")
 	// ErrBadOp: an operation in the log could not be decoded; every node refuses it alike.
 	ErrBadOp = errors.New("cluster: malformed operation")
+	// ErrSelfWait: Barrier was called by the applier itself (by the Observer): it would wait for
+	// itself.
+	ErrSelfWait = errors.New("cluster: the applier cannot wait for itself")
 )
 
 const (
@@ -67,8 +74,9 @@ type Engine struct {
 	failErr  error         // why the applier stopped
 	failed   chan struct{} // closed when the applier stops
 
-	stop context.CancelFunc
-	done chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
+	applier atomic.Uint64 // the applier's goroutine id (goroutineID)
 }
 
 type outcome struct {
@@ -190,8 +198,12 @@ func (e *Engine) Healthy(ctx context.Context) error {
 	return nil
 }
 
-// Barrier waits until this node has applied every operation stored before the call.
+// Barrier waits until this node has applied every operation stored before the call. The
+// Observer runs on the applier: Barrier called there returns ErrSelfWait at once.
 func (e *Engine) Barrier(ctx context.Context) error {
+	if goroutineID() == e.applier.Load() {
+		return ErrSelfWait
+	}
 	last, err := e.node.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -292,6 +304,7 @@ func (e *Engine) publish(ctx context.Context, id string, data []byte) error {
 // is closed or the cache fails.
 func (e *Engine) run(ctx context.Context) {
 	defer close(e.done)
+	e.applier.Store(goroutineID())
 	for ctx.Err() == nil {
 		err := e.consume(ctx)
 		if ctx.Err() != nil {
@@ -417,6 +430,20 @@ func (e *Engine) fail(err error) {
 	}
 	e.failErr = err
 	close(e.failed)
+}
+
+// goroutineID returns the id of the calling goroutine, from the first line of its stack
+// ("goroutine 42 [running]:"). Go offers nothing better to tell the applier's own calls (its
+// Observer reading the store) from other goroutines'; only reads that miss and barriers ask,
+// and it costs about a microsecond.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }
 
 func randomID() string {

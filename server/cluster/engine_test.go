@@ -217,6 +217,7 @@ func TestEngine(t *testing.T) {
 	})
 
 	t.Run("every node's observer hears every change", func(t *testing.T) { observedEverywhere(t, engines) })
+	t.Run("an observer reads without waiting for itself", func(t *testing.T) { observerReadsWithoutWaiting(t, b) })
 
 	t.Run("restarted engine resumes from its applied seq", func(t *testing.T) {
 		u, err := a.UserByName("writer0")
