@@ -33,8 +33,8 @@ var (
 	ErrContended = errors.New("cluster: update contended")
 	// ErrBadOp: an operation in the log could not be decoded; every node refuses it alike.
 	ErrBadOp = errors.New("cluster: malformed operation")
-	// ErrSelfWait: Barrier was called by the applier itself (by the Observer): it would wait for
-	// itself.
+	// ErrSelfWait: a mutation or Barrier was called by the applier itself (by the Observer): it
+	// would wait for itself.
 	ErrSelfWait = errors.New("cluster: the applier cannot wait for itself")
 )
 
@@ -58,8 +58,9 @@ const (
 // applied its operation, with the values the store call returned.
 //
 // The store's Observer is called by the applier goroutine for every operation applied, whichever
-// node proposed it: an observer must not call a mutation of the Engine synchronously (it would
-// wait for the applier it runs on). All methods may be called concurrently.
+// node proposed it. It may read; a mutation it calls fails with ErrSelfWait (it would wait for
+// the applier it runs on), and its reads that miss do not wait for the cache to catch up. All
+// methods may be called concurrently.
 type Engine struct {
 	*store.Store
 	node *Node
@@ -240,6 +241,9 @@ func (e *Engine) waitApplied(ctx context.Context, seq uint64) error {
 // propose appends an operation to the stream and returns the values this node's applier got
 // from the store when applying it.
 func (e *Engine) propose(kind string, args any) (any, error) {
+	if goroutineID() == e.applier.Load() {
+		return nil, fmt.Errorf("%w: %s from the Observer", ErrSelfWait, kind)
+	}
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode %s: %w", kind, err)

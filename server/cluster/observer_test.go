@@ -121,8 +121,9 @@ type selfReader struct {
 func (r *selfReader) Appended([]store.AppendResult) {
 	barrier := r.e.Barrier(context.Background())
 	_, missed := r.e.UserByName("nobody-at-all")
+	mutation := r.e.DeleteCert("none")
 	r.mu.Lock()
-	r.errs = append(r.errs, barrier, missed)
+	r.errs = append(r.errs, barrier, missed, mutation)
 	r.mu.Unlock()
 }
 func (r *selfReader) ReadMoved(string, string, uint64)   {}
@@ -131,7 +132,7 @@ func (r *selfReader) RoomDeleted(string)                 {}
 func (r *selfReader) SessionsRevoked([]string)           {}
 
 // observerReadsWithoutWaiting checks that an Observer's reads that miss do not wait for the
-// applier they run on.
+// applier they run on, and that its mutations fail at once instead of waiting for it.
 func observerReadsWithoutWaiting(t *testing.T, e *cluster.Engine) {
 	if err := e.Barrier(context.Background()); err != nil {
 		t.Fatal(err)
@@ -148,7 +149,8 @@ func observerReadsWithoutWaiting(t *testing.T, e *cluster.Engine) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.errs) != 2 || !errors.Is(r.errs[0], cluster.ErrSelfWait) || !errors.Is(r.errs[1], store.ErrNotFound) {
-		t.Fatalf("in the observer: barrier and missed read gave %v; want ErrSelfWait and ErrNotFound", r.errs)
+	if len(r.errs) != 3 || !errors.Is(r.errs[0], cluster.ErrSelfWait) || !errors.Is(r.errs[1], store.ErrNotFound) ||
+		!errors.Is(r.errs[2], cluster.ErrSelfWait) {
+		t.Fatalf("in the observer: barrier, missed read and mutation gave %v; want ErrSelfWait, ErrNotFound, ErrSelfWait", r.errs)
 	}
 }
