@@ -78,6 +78,9 @@ type Engine struct {
 	stop    context.CancelFunc
 	done    chan struct{}
 	applier atomic.Uint64 // the applier's goroutine id (goroutineID)
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type outcome struct {
@@ -162,11 +165,15 @@ func (e *Engine) initialize(ctx context.Context) error {
 	}
 }
 
-// Close stops the applier and closes the cache. It does not close the node.
+// Close stops the applier and closes the cache. It does not close the node. Calls after the
+// first do nothing.
 func (e *Engine) Close() error {
-	e.stop()
-	<-e.done
-	return e.Store.Close()
+	e.closeOnce.Do(func() {
+		e.stop()
+		<-e.done
+		e.closeErr = e.Store.Close()
+	})
+	return e.closeErr
 }
 
 // Applied returns the last stream seq this node applied.

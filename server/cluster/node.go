@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -48,6 +49,8 @@ type Node struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	log    *slog.Logger
+
+	closeOnce sync.Once
 }
 
 // Start starts the embedded server if cfg asks for one, connects, and creates or updates the
@@ -206,13 +209,16 @@ func (n *Node) StreamLeader(ctx context.Context) (string, error) {
 	return info.Cluster.Leader, nil
 }
 
-// Close closes the connection and shuts the embedded server down, if any.
+// Close closes the connection and shuts the embedded server down, if any. Calls after the first
+// do nothing.
 func (n *Node) Close() {
-	if n.nc != nil {
-		n.nc.Close()
-	}
-	if n.srv != nil {
-		n.srv.Shutdown()
-		n.srv.WaitForShutdown()
-	}
+	n.closeOnce.Do(func() {
+		if n.nc != nil {
+			n.nc.Close()
+		}
+		if n.srv != nil {
+			n.srv.Shutdown()
+			n.srv.WaitForShutdown()
+		}
+	})
 }

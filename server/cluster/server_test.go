@@ -124,6 +124,61 @@ func TestServers(t *testing.T) {
 			}
 		}
 	})
+
+	// Last: it stops a node for good.
+	t.Run("a client of a node that dies resumes on another by seq", func(t *testing.T) {
+		const room, before, after = "resume", 15, 15
+		if _, err := servers[0].Engine.CreateRoom(room); err != nil {
+			t.Fatal(err)
+		}
+		var tokens []string
+		for i, name := range []string{"wes", "rea"} {
+			tb, err := client.NewAPI(servers[i].URL, nil).Register(context.Background(), name, "password-"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens = append(tokens, tb.AccessToken)
+		}
+		writer := dialWS(t, servers[0].URL, tokens[0])
+		writer.next(t, proto.TypeHello)
+		writer.send(t, map[string]any{"type": "join", "room": room})
+		writer.next(t, "joined")
+		reader := dialWS(t, servers[1].URL, tokens[1])
+		reader.next(t, proto.TypeHello)
+		reader.send(t, map[string]any{"type": "join", "room": room, "after": 0})
+		reader.next(t, "joined")
+		sendAcked := func(from, to int) {
+			for j := from; j < to; j++ {
+				writer.send(t, proto.Send{Type: proto.TypeSend, Room: room, ID: fmt.Sprintf("w-%d", j), Text: fmt.Sprintf("%d", j)})
+				if ack := writer.next(t, "ack"); ack.Seq != uint64(j+1) {
+					t.Fatalf("send %d acked at seq %d", j, ack.Seq)
+				}
+			}
+		}
+		sendAcked(0, before)
+		var last uint64
+		for last < before/2 {
+			f := reader.next(t, "message")
+			if f.Seq != last+1 {
+				t.Fatalf("message seq %d after %d", f.Seq, last)
+			}
+			last = f.Seq
+		}
+		servers[1].Stop()
+		sendAcked(before, before+after)
+		// The reader's client reconnects to another node and resumes after what it saw.
+		reader = dialWS(t, servers[2].URL, tokens[1])
+		reader.next(t, proto.TypeHello)
+		reader.send(t, map[string]any{"type": "join", "room": room, "after": last})
+		reader.next(t, "joined")
+		for last < before+after {
+			f := reader.next(t, "message")
+			if f.Seq != last+1 || f.ID != fmt.Sprintf("w-%d", last) {
+				t.Fatalf("after resuming: message %s at seq %d after %d", f.ID, f.Seq, last)
+			}
+			last = f.Seq
+		}
+	})
 }
 
 // wsClient is a raw WebSocket client that reads frames, one per line, into a channel.

@@ -114,11 +114,15 @@ type Server struct {
 	*httptest.Server
 	Engine *cluster.Engine
 	Kaiwa  *server.Server
+	stop   func()
 }
 
-// Servers starts one Kaiwa server with cfg over each engine, with the node's Broker, serving as
-// `kaiwa serve` does.
-// They are stopped when the test ends.
+// Stop stops the server, then its engine and its NATS node, as if its process died: its sockets
+// are closed and what the node held in memory is lost. Calls after the first do nothing.
+func (s *Server) Stop() { s.stop() }
+
+// Servers starts one Kaiwa server with cfg over each engine, with its node's Broker, serving as
+// `kaiwa serve` does. They are stopped when the test ends.
 func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Server {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
@@ -128,7 +132,6 @@ func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Ser
 		if err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { broker.Close() })
 		cfg := cfg
 		cfg.Broker = broker
 		srv, err := server.New(cfg, e, log)
@@ -144,11 +147,20 @@ func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Ser
 		ts.Listener = ln
 		ts.Config = server.HTTPServer("", srv.Handler(), log)
 		ts.Start()
-		tb.Cleanup(func() {
-			srv.Close()
-			ts.Close()
-		})
-		servers = append(servers, &Server{Server: ts, Engine: e, Kaiwa: srv})
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				srv.Close()
+				ts.Close()
+				broker.Close()
+			})
+		}
+		tb.Cleanup(stop)
+		servers = append(servers, &Server{Server: ts, Engine: e, Kaiwa: srv, stop: func() {
+			stop()
+			e.Close()
+			e.Node().Close()
+		}})
 	}
 	return servers
 }
