@@ -262,6 +262,19 @@ func TestEngine(t *testing.T) {
 		}
 	})
 
+	t.Run("a node connected with defaults leaves the stream's replicas alone", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), clustertest.StartTimeout)
+		defer cancel()
+		tool, err := cluster.Start(ctx, cluster.Config{URLs: []string{nodes[0].ClientURL()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tool.Close()
+		if n, err := tool.Replicas(ctx); err != nil || n != len(nodes) {
+			t.Fatalf("stream has %d replicas (%v), want %d", n, err, len(nodes))
+		}
+	})
+
 	// Last: it shuts a NATS node down for good.
 	t.Run("the stream leader's NATS node lost under load loses no acknowledged message", func(t *testing.T) {
 		leader, err := nodes[0].StreamLeader(context.Background())

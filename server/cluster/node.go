@@ -34,7 +34,7 @@ type Config struct {
 	Routes   []string // nats-route://host:port of the other embedded nodes (-nats-routes)
 	Dir      string   // the embedded node's JetStream storage (-nats-dir)
 	Name     string   // the embedded node's server name, unique in the cluster; empty: from Cluster or Embed
-	Replicas int      // replicas of the stream; 0: 3 when clustered, else 1
+	Replicas int      // replicas of the stream; 0: those it has, or when creating it 3 in a cluster, else 1
 	Log      *slog.Logger
 }
 
@@ -53,8 +53,8 @@ type Node struct {
 	closeOnce sync.Once
 }
 
-// Start starts the embedded server if cfg asks for one, connects, and creates or updates the
-// stream. In a new cluster JetStream answers only once its nodes have elected a leader, which
+// Start starts the embedded server if cfg asks for one, connects, and creates the stream if
+// missing. In a new cluster JetStream answers only once its nodes have elected a leader, which
 // takes seconds: Start retries until ctx ends.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Log == nil {
@@ -83,28 +83,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	replicas := cfg.Replicas
-	if replicas == 0 {
-		replicas = 1
-		if cfg.Clustered() || len(cfg.URLs) > 1 {
-			replicas = 3
-		}
-	}
-	scfg := jetstream.StreamConfig{
-		Name:       StreamName,
-		Subjects:   []string{OpsSubject},
-		Storage:    jetstream.FileStorage,
-		Replicas:   replicas,
-		DenyDelete: true,
-		DenyPurge:  true,
-		MaxMsgSize: MaxOpBytes,
-		Duplicates: 2 * time.Minute,
-	}
 	for {
 		// Short attempts: until a leader is elected a request is not answered at all, and the
 		// first one after the election should come soon.
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		n.stream, err = n.js.CreateOrUpdateStream(actx, scfg)
+		n.stream, err = n.ensureStream(actx, cfg)
 		cancel()
 		if err == nil {
 			return n, nil
@@ -113,10 +96,43 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		select {
 		case <-ctx.Done():
 			n.Close()
-			return nil, fmt.Errorf("cluster: create stream %s: %w", StreamName, err)
+			return nil, fmt.Errorf("cluster: stream %s: %w", StreamName, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// ensureStream returns the stream, creating it if missing. An existing stream keeps its
+// replicas unless cfg.Replicas asks for others: a node started with defaults (a tool with one
+// URL) must not shrink it.
+func (n *Node) ensureStream(ctx context.Context, cfg Config) (jetstream.Stream, error) {
+	scfg := jetstream.StreamConfig{
+		Name:       StreamName,
+		Subjects:   []string{OpsSubject},
+		Storage:    jetstream.FileStorage,
+		Replicas:   cfg.Replicas,
+		DenyDelete: true,
+		DenyPurge:  true,
+		MaxMsgSize: MaxOpBytes,
+		Duplicates: 2 * time.Minute,
+	}
+	stream, err := n.js.Stream(ctx, StreamName)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if scfg.Replicas == 0 {
+			scfg.Replicas = 1
+			if cfg.Clustered() || n.nc.ConnectedClusterName() != "" {
+				scfg.Replicas = 3
+			}
+		}
+		return n.js.CreateStream(ctx, scfg)
+	case err != nil:
+		return nil, err
+	case scfg.Replicas == 0 || scfg.Replicas == stream.CachedInfo().Config.Replicas:
+		return stream, nil
+	}
+	n.log.Info("cluster_stream_replicas", slog.Int("from", stream.CachedInfo().Config.Replicas), slog.Int("to", scfg.Replicas))
+	return n.js.UpdateStream(ctx, scfg)
 }
 
 // embed starts the embedded NATS server with JetStream, fsyncing every write so that a stored
@@ -195,6 +211,24 @@ func (n *Node) Name() string {
 		return ""
 	}
 	return n.srv.Name()
+}
+
+// ClientURL returns the nats:// URL where the embedded node listens for clients, "" when
+// connected to an external system.
+func (n *Node) ClientURL() string {
+	if n.srv == nil {
+		return ""
+	}
+	return n.srv.ClientURL()
+}
+
+// Replicas returns the stream's replicas.
+func (n *Node) Replicas(ctx context.Context) (int, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: stream info: %w", err)
+	}
+	return info.Config.Replicas, nil
 }
 
 // StreamLeader returns the server name of the stream's leader, which orders every write.
