@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"time"
 
 	"kaiwa/server/cluster"
 )
@@ -68,4 +70,31 @@ func (f *clusterFlags) open(ctx context.Context, dbPath string, log *slog.Logger
 	}
 	log.Info("cluster_ready", slog.Uint64("applied", e.Applied()), slog.Uint64("resumed_from", e.ResumedFrom()))
 	return node, e, nil
+}
+
+// openClusterTool connects a command to the cluster at urls, through an engine over a cache of
+// its own in a temporary directory (filled from the whole stream), for a one-off change.
+func openClusterTool(urls []string) (*cluster.Engine, func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	node, err := cluster.Start(ctx, cluster.Config{URLs: urls})
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "kaiwa-tool-")
+	if err != nil {
+		node.Close()
+		return nil, nil, err
+	}
+	e, err := cluster.Open(ctx, node, filepath.Join(dir, "cache.db"), nil)
+	if err != nil {
+		node.Close()
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return e, func() {
+		e.Close()
+		node.Close()
+		os.RemoveAll(dir)
+	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,13 +32,20 @@ func TestClusterFlagsRefused(t *testing.T) {
 	}
 }
 
-// TestServeEmbeddedNATS runs `kaiwa serve` with an embedded NATS node twice over the same files:
-// what was stored before the restart is there after it.
+// TestServeEmbeddedNATS runs `kaiwa serve` with an embedded NATS node twice over the same files,
+// and adds an administrator through it with `kaiwa user add -nats`: what was stored before the
+// restart is there after it.
 func TestServeEmbeddedNATS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsAddr := ln.Addr().String()
+	ln.Close()
 	args := []string{"serve", "-addr", "127.0.0.1:0", "-log-format", "json", "-db", filepath.Join(dir, "kaiwa.db"),
-		"-nats-embed", "127.0.0.1:-1"}
+		"-nats-embed", natsAddr}
 	for round := range 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -73,11 +81,17 @@ func TestServeEmbeddedNATS(t *testing.T) {
 		api := client.NewAPI(base, nil)
 		if round == 0 {
 			_, err = api.Register(ctx, "alice", "correct horse")
+			if code, _, stderr := runKaiwa(t, "a boss's password\n", "user", "add", "boss", "-admin", "-nats", "nats://"+natsAddr); code != 0 {
+				t.Fatalf("user add through the cluster: exit %d: %s", code, stderr)
+			}
 		} else {
 			_, err = api.Login(ctx, "alice", "correct horse")
 		}
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
+		}
+		if tb, err := api.Login(ctx, "boss", "a boss's password"); err != nil || !tb.User.Admin {
+			t.Fatalf("round %d: the administrator added through the cluster: %+v, %v", round, tb.User, err)
 		}
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
