@@ -9,6 +9,7 @@ import (
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
@@ -37,13 +38,33 @@ func openRoom(t *testing.T, b *browser, base, room string) {
 	waitJS(t, b, "connected in "+room, connected, 30*time.Second)
 }
 
+// recordBadge is evaluated in every new document before the page's scripts: it records in
+// window.__kaiwaBadges each count the page gives the installed app's badge, 0 when it clears
+// it, and passes the call on to the browser's own Badging API where it has one.
+const recordBadge = `(() => {
+	window.__kaiwaBadges = [];
+	const set = navigator.setAppBadge, clear = navigator.clearAppBadge;
+	navigator.setAppBadge = function (n) {
+		window.__kaiwaBadges.push(n === undefined ? "flag" : n);
+		return set ? set.call(navigator, n) : Promise.resolve();
+	};
+	navigator.clearAppBadge = function () {
+		window.__kaiwaBadges.push(0);
+		return clear ? clear.call(navigator) : Promise.resolve();
+	};
+})();`
+
 // TestBrowserUnreadBadges has bob write in general while alice looks at her room list: the
-// room's badge and the tab title count it, live; alice opens the room and the badge clears, in
-// her other tab too.
+// room's badge, the tab title and the app badge count it, live; alice opens the room and the
+// badges clear, in her other tab too.
 func TestBrowserUnreadBadges(t *testing.T) {
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
+	alice.do(t, "record the app badge", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordBadge})
+		return err
+	}))
 	register(t, alice, ts.URL, "alice")
 	register(t, bob, ts.URL, "bob")
 	waitJS(t, alice, "general listed", roomLink("general"), 30*time.Second)
@@ -64,12 +85,17 @@ func TestBrowserUnreadBadges(t *testing.T) {
 	if got := eval[string](t, alice, roomLink("general")+`.querySelector('.badge').textContent`); got != "1" {
 		t.Errorf("the badge shows %q, want 1", got)
 	}
+	waitJS(t, alice, "the app badge counts 1", `window.__kaiwaBadges.at(-1) === 1`, 10*time.Second)
 
 	alice.do(t, "alice opens general from the list", chromedp.Click(chromedp.CSS(`ul.rooms li[data-room="general"] a`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-view="room"][data-room="general"]`)))
 	waitJS(t, alice, "the message is shown", `[...document.querySelectorAll('[role="log"] [data-seq]')].some((el) => el.textContent.includes("hello alice"))`, 30*time.Second)
 	waitJS(t, alice, "the new messages divider is above it", `document.querySelector('[role="log"] [data-divider]')?.nextElementSibling?.textContent.includes("hello alice")`, 10*time.Second)
 	waitJS(t, alice, "the title has no count once read", `!document.title.startsWith("(")`, 30*time.Second)
+	waitJS(t, alice, "the app badge is cleared", `window.__kaiwaBadges.at(-1) === 0`, 10*time.Second)
+	if got := eval[string](t, alice, `JSON.stringify(window.__kaiwaBadges)`); got != "[1,0]" {
+		t.Errorf("the app badge was given %s, want 1 then cleared", got)
+	}
 	waitJS(t, other, "the other tab's badge clears", roomLink("general")+` && !('unread' in `+roomLink("general")+`.dataset)`, 30*time.Second)
 	waitJS(t, other, "the other tab's title has no count", `!document.title.startsWith("(")`, 10*time.Second)
 
