@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +18,9 @@ import (
 	"github.com/coder/websocket"
 
 	"kaiwa/server"
+	"kaiwa/server/auth"
 	"kaiwa/server/cluster/clustertest"
+	"kaiwa/server/store/storetest"
 	"kaiwa/shared/client"
 	"kaiwa/shared/proto"
 )
@@ -122,6 +126,50 @@ func TestServers(t *testing.T) {
 			if code := healthz(t, s.URL); code != http.StatusOK {
 				t.Errorf("node %d: /healthz %d", i, code)
 			}
+		}
+	})
+
+	t.Run("a backup from a node opens as a single-process database", func(t *testing.T) {
+		a, err := auth.New(servers[1].Engine, auth.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.CreateUser(context.Background(), "root", "password-root", true); err != nil {
+			t.Fatal(err)
+		}
+		api := client.NewAPI(servers[2].URL, nil)
+		tb, err := api.Login(context.Background(), "root", "password-root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "backup.db")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.Backup(context.Background(), tb.AccessToken, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		single := storetest.OpenAt(t, path)
+		if !bytes.Equal(single.SigningKey(), servers[0].Engine.SigningKey()) {
+			t.Error("the backup has another signing key")
+		}
+		got, _, err := single.Page("general", nil, nil, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := servers[0].Engine.Page("general", nil, nil, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || len(got) != len(want) || got[len(got)-1].ID != want[len(want)-1].ID {
+			t.Fatalf("the backup holds %d messages of general, the cluster %d", len(got), len(want))
+		}
+		if u, err := single.UserByName("root"); err != nil || !u.Admin {
+			t.Fatalf("the backup's administrator: %+v, %v", u, err)
 		}
 	})
 
