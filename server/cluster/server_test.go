@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,8 +30,9 @@ import (
 func TestServers(t *testing.T) {
 	t.Parallel()
 	nodes := clustertest.Nodes(t, 3)
+	// Presence refreshed every 200 ms: a dead node's users go offline within 600 ms.
 	servers := clustertest.Servers(t, clustertest.Engines(t, nodes),
-		server.Config{Registration: true, SecureCookies: "never", RateLimitsOff: true})
+		server.Config{Registration: true, SecureCookies: "never", RateLimitsOff: true, PresenceRefresh: 200 * time.Millisecond})
 
 	t.Run("members on different nodes see one order without gaps", func(t *testing.T) {
 		const each = 30
@@ -94,6 +96,29 @@ func TestServers(t *testing.T) {
 		socks[0].send(t, map[string]any{"type": "typing", "room": "general"})
 		if f := socks[1].next(t, "typing"); f.User.Name != "tess" {
 			t.Fatalf("typing frame %+v, want tess typing", f)
+		}
+	})
+
+	t.Run("members on two nodes see each other online", func(t *testing.T) {
+		const room = "lobby"
+		if _, err := servers[2].Engine.CreateRoom(room); err != nil {
+			t.Fatal(err)
+		}
+		var socks []*wsClient
+		for i, name := range []string{"pia", "quin"} {
+			tb, err := client.NewAPI(servers[i].URL, nil).Register(context.Background(), name, "password-"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := dialWS(t, servers[i].URL, tb.AccessToken)
+			s.next(t, proto.TypeHello)
+			s.send(t, map[string]any{"type": "join", "room": room})
+			s.next(t, "joined")
+			socks = append(socks, s)
+		}
+		for i, s := range socks {
+			s.presence(t, room, func(online []string) bool { return slices.Equal(online, []string{"pia", "quin"}) })
+			t.Logf("socket %d sees both online", i)
 		}
 	})
 
@@ -195,6 +220,7 @@ func TestServers(t *testing.T) {
 		reader.next(t, proto.TypeHello)
 		reader.send(t, map[string]any{"type": "join", "room": room, "after": 0})
 		reader.next(t, "joined")
+		writer.presence(t, room, func(online []string) bool { return slices.Contains(online, "rea") })
 		sendAcked := func(from, to int) {
 			for j := from; j < to; j++ {
 				writer.send(t, proto.Send{Type: proto.TypeSend, Room: room, ID: fmt.Sprintf("w-%d", j), Text: fmt.Sprintf("%d", j)})
@@ -213,6 +239,8 @@ func TestServers(t *testing.T) {
 			last = f.Seq
 		}
 		servers[1].Stop()
+		// Its users go offline on the other nodes once its sets are stale.
+		writer.presence(t, room, func(online []string) bool { return !slices.Contains(online, "rea") })
 		sendAcked(before, before+after)
 		// The reader's client reconnects to another node and resumes after what it saw.
 		reader = dialWS(t, servers[2].URL, tokens[1])
@@ -277,6 +305,17 @@ func (c *wsClient) send(t *testing.T, v any) {
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
 		t.Error(err)
+	}
+}
+
+// presence waits for a presence frame of the room whose online list satisfies ok.
+func (c *wsClient) presence(t *testing.T, room string, ok func([]string) bool) {
+	t.Helper()
+	for {
+		f := c.next(t, "presence")
+		if f.Room == room && ok(f.Online) {
+			return
+		}
 	}
 }
 

@@ -121,8 +121,8 @@ type Server struct {
 // are closed and what the node held in memory is lost. Calls after the first do nothing.
 func (s *Server) Stop() { s.stop() }
 
-// Servers starts one Kaiwa server with cfg over each engine, with its node's Broker, serving as
-// `kaiwa serve` does. They are stopped when the test ends.
+// Servers starts one Kaiwa server with cfg over each engine, with its node's Broker and
+// Presence, serving as `kaiwa serve` does. They are stopped when the test ends.
 func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Server {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
@@ -132,8 +132,12 @@ func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Ser
 		if err != nil {
 			tb.Fatal(err)
 		}
+		presence, err := cluster.NewPresence(e.Node())
+		if err != nil {
+			tb.Fatal(err)
+		}
 		cfg := cfg
-		cfg.Broker = broker
+		cfg.Broker, cfg.Presence = broker, presence
 		srv, err := server.New(cfg, e, log)
 		if err != nil {
 			tb.Fatal(err)
@@ -153,13 +157,15 @@ func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Ser
 				srv.Close()
 				ts.Close()
 				broker.Close()
+				presence.Close()
 			})
 		}
 		tb.Cleanup(stop)
 		servers = append(servers, &Server{Server: ts, Engine: e, Kaiwa: srv, stop: func() {
+			// NATS first: a process that dies tells the other nodes nothing more.
+			e.Node().Close()
 			stop()
 			e.Close()
-			e.Node().Close()
 		}})
 	}
 	return servers
