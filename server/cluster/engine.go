@@ -147,7 +147,7 @@ func (e *Engine) initialize(ctx context.Context) error {
 				Args: mustJSON(keyArgs{Key: newKey()})})
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			// Another node's init may win: then this one is refused, and theirs is applied.
-			_, err = e.node.js.Publish(pctx, OpsSubject, data, jetstream.WithExpectLastSequence(0))
+			_, err = e.node.js.Publish(pctx, e.node.subject("ops"), data, jetstream.WithExpectLastSequence(0))
 			cancel()
 		}
 		if err != nil {
@@ -294,7 +294,7 @@ func (e *Engine) publish(ctx context.Context, id string, data []byte) error {
 		// Short attempts: a leader lost with the request never answers it; a retry goes to the
 		// next leader, and the message id keeps a stored message from being stored twice.
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := e.node.js.Publish(actx, OpsSubject, data, jetstream.WithMsgID(id))
+		_, err := e.node.js.Publish(actx, e.node.subject("ops"), data, jetstream.WithMsgID(id))
 		cancel()
 		var apiErr *jetstream.APIError
 		switch {

@@ -16,10 +16,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The one stream of operations: every mutation of the store, in the order every node applies it.
 const (
-	StreamName = "KAIWA"
-	OpsSubject = "kaiwa.ops"
+	// DefaultNamespace prefixes every subject Kaiwa uses: its one stream of operations, KAIWA on
+	// the subject kaiwa.ops, holds every mutation of the store in the order every node applies
+	// it; kaiwa.typing.* and kaiwa.presence.* carry what is never stored.
+	DefaultNamespace = "kaiwa"
 	// MaxOpBytes bounds one operation's encoding: JetStream's default max_payload is 1 MiB.
 	MaxOpBytes = 1 << 20
 )
@@ -35,7 +36,10 @@ type Config struct {
 	Dir      string   // the embedded node's JetStream storage (-nats-dir)
 	Name     string   // the embedded node's server name, unique in the cluster; empty: from Cluster or Embed
 	Replicas int      // replicas of the stream; 0: those it has, or when creating it 3 in a cluster, else 1
-	Log      *slog.Logger
+	// Namespace (a-z 0-9 _) prefixes the subjects and, in upper case, names the stream; empty:
+	// DefaultNamespace. Kaiwas with different namespaces share a NATS system without meeting.
+	Namespace string
+	Log       *slog.Logger
 }
 
 // Clustered reports whether the configuration forms or joins a cluster of embedded nodes.
@@ -48,6 +52,7 @@ type Node struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	ns     string
 	log    *slog.Logger
 
 	closeOnce sync.Once
@@ -60,7 +65,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{log: cfg.Log}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if strings.Trim(cfg.Namespace, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+		return nil, fmt.Errorf("cluster: namespace %q: only a-z 0-9 _", cfg.Namespace)
+	}
+	n := &Node{log: cfg.Log, ns: cfg.Namespace}
 	opts := []nats.Option{nats.Name("kaiwa"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	url := strings.Join(cfg.URLs, ",")
 	if cfg.Embed != "" {
@@ -96,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		select {
 		case <-ctx.Done():
 			n.Close()
-			return nil, fmt.Errorf("cluster: stream %s: %w", StreamName, err)
+			return nil, fmt.Errorf("cluster: stream %s: %w", n.streamName(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -107,8 +118,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // URL) must not shrink it.
 func (n *Node) ensureStream(ctx context.Context, cfg Config) (jetstream.Stream, error) {
 	scfg := jetstream.StreamConfig{
-		Name:       StreamName,
-		Subjects:   []string{OpsSubject},
+		Name:       n.streamName(),
+		Subjects:   []string{n.subject("ops")},
 		Storage:    jetstream.FileStorage,
 		Replicas:   cfg.Replicas,
 		DenyDelete: true,
@@ -116,7 +127,7 @@ func (n *Node) ensureStream(ctx context.Context, cfg Config) (jetstream.Stream, 
 		MaxMsgSize: MaxOpBytes,
 		Duplicates: 2 * time.Minute,
 	}
-	stream, err := n.js.Stream(ctx, StreamName)
+	stream, err := n.js.Stream(ctx, n.streamName())
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if scfg.Replicas == 0 {
@@ -203,6 +214,20 @@ func (n *Node) LastSeq(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("cluster: stream info: %w", err)
 	}
 	return info.State.LastSeq, nil
+}
+
+// streamName is the name of the stream of operations.
+func (n *Node) streamName() string { return strings.ToUpper(n.ns) }
+
+// subject returns the subject of tokens in the node's namespace.
+func (n *Node) subject(tokens ...string) string {
+	return n.ns + "." + strings.Join(tokens, ".")
+}
+
+// DeleteStream deletes the stream of operations with everything in it, for tests that share a
+// NATS system; a node never calls it.
+func (n *Node) DeleteStream(ctx context.Context) error {
+	return n.js.DeleteStream(ctx, n.streamName())
 }
 
 // Name returns the embedded node's server name, "" when connected to an external system.

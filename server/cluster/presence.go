@@ -11,14 +11,10 @@ import (
 	"kaiwa/server/hub"
 )
 
-// Subjects of presence, over NATS core: it is worth nothing late, so nothing is stored.
+// Presence goes over NATS core: it is worth nothing late, so nothing is stored.
 // kaiwa.presence.set.ROOM carries a node's set of a room's online users; a node that loads a
 // room asks the others for theirs on kaiwa.presence.sync.ROOM, and each answers by publishing
 // its set again. Room names are a-z 0-9 -, valid subject tokens.
-const (
-	presenceSetSubject  = "kaiwa.presence.set"
-	presenceSyncSubject = "kaiwa.presence.sync"
-)
 
 type presenceSet struct {
 	Node   string   `json:"node"`
@@ -30,8 +26,9 @@ type presenceSet struct {
 // set of a node that stopped refreshing it, so the users of a node that died go offline. Its
 // methods may be called concurrently.
 type Presence struct {
-	nc *nats.Conn
-	id string
+	nc        *nats.Conn
+	id        string
+	set, sync string // subject prefixes: kaiwa.presence.set. and kaiwa.presence.sync.
 
 	mu   sync.Mutex
 	own  map[string][]string                             // room → this node's latest set, to answer sync requests
@@ -42,12 +39,13 @@ type Presence struct {
 
 // NewPresence returns the Presence of a node, subscribed to the other nodes' sets until Close.
 func NewPresence(n *Node) (*Presence, error) {
-	p := &Presence{nc: n.nc, id: randomID(), own: map[string][]string{}, subs: map[string]map[*func(string, []string)]struct{}{}}
+	p := &Presence{nc: n.nc, id: randomID(), set: n.subject("presence", "set") + ".", sync: n.subject("presence", "sync") + ".",
+		own: map[string][]string{}, subs: map[string]map[*func(string, []string)]struct{}{}}
 	var err error
-	if p.setSub, err = n.nc.Subscribe(presenceSetSubject+".*", p.receiveSet); err != nil {
+	if p.setSub, err = n.nc.Subscribe(p.set+"*", p.receiveSet); err != nil {
 		return nil, fmt.Errorf("cluster: subscribe to presence: %w", err)
 	}
-	if p.syncSub, err = n.nc.Subscribe(presenceSyncSubject+".*", p.receiveSync); err != nil {
+	if p.syncSub, err = n.nc.Subscribe(p.sync+"*", p.receiveSync); err != nil {
 		p.setSub.Unsubscribe()
 		return nil, fmt.Errorf("cluster: subscribe to presence: %w", err)
 	}
@@ -70,7 +68,7 @@ func (p *Presence) Publish(room string, online []string) {
 // a newer set of the room.
 func (p *Presence) publish(room string, online []string) {
 	data, _ := json.Marshal(presenceSet{Node: p.id, Online: online})
-	p.nc.Publish(presenceSetSubject+"."+room, data) // buffered by the connection; lost when it is down
+	p.nc.Publish(p.set+room, data) // buffered by the connection; lost when it is down
 }
 
 // Subscribe registers deliver for the other nodes' sets of the room, and asks them for theirs.
@@ -82,7 +80,7 @@ func (p *Presence) Subscribe(room string, deliver func(node string, online []str
 	}
 	p.subs[room][key] = struct{}{}
 	p.mu.Unlock()
-	p.nc.Publish(presenceSyncSubject+"."+room, []byte(p.id))
+	p.nc.Publish(p.sync+room, []byte(p.id))
 	return func() {
 		p.mu.Lock()
 		delete(p.subs[room], key)
@@ -100,7 +98,7 @@ func (p *Presence) receiveSet(m *nats.Msg) {
 	if json.Unmarshal(m.Data, &set) != nil || set.Node == p.id {
 		return
 	}
-	room := strings.TrimPrefix(m.Subject, presenceSetSubject+".")
+	room := strings.TrimPrefix(m.Subject, p.set)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for deliver := range p.subs[room] {
@@ -113,7 +111,7 @@ func (p *Presence) receiveSync(m *nats.Msg) {
 	if string(m.Data) == p.id {
 		return
 	}
-	room := strings.TrimPrefix(m.Subject, presenceSyncSubject+".")
+	room := strings.TrimPrefix(m.Subject, p.sync)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if online := p.own[room]; len(online) > 0 {
