@@ -40,6 +40,7 @@ func openRoom(t *testing.T, b *browser, base, room string) {
 // room's badge and the tab title count it, live; alice opens the room and the badge clears, in
 // her other tab too.
 func TestBrowserUnreadBadges(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
@@ -84,6 +85,7 @@ func TestBrowserUnreadBadges(t *testing.T) {
 // mention, which alice sees highlighted. A link is clickable and safe; alice edits and deletes
 // her message, and bob sees both.
 func TestBrowserDirectMessage(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
@@ -240,6 +242,7 @@ func TestBrowserMentionNotifies(t *testing.T) {
 // in his list, opens it and leaves it; then alice creates a public room, which bob finds among
 // the public rooms and joins.
 func TestBrowserRoomsOfEveryKind(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
@@ -284,6 +287,7 @@ func TestBrowserRoomsOfEveryKind(t *testing.T) {
 // TestBrowserJumpToLatest has bob write while alice reads older messages: a button counts the
 // new ones and takes her to them.
 func TestBrowserJumpToLatest(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
