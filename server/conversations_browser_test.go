@@ -240,6 +240,7 @@ func clickNotification(t *testing.T, b *browser, tag string) {
 // opens the room; once she mutes the room, its messages count in the title and show no
 // notification.
 func TestBrowserMentionNotifies(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
