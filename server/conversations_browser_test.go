@@ -58,6 +58,7 @@ const recordBadge = `(() => {
 // room's badge, the tab title and the app badge count it, live; alice opens the room and the
 // badges clear, in her other tab too.
 func TestBrowserUnreadBadges(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
@@ -111,6 +112,7 @@ func TestBrowserUnreadBadges(t *testing.T) {
 // mention, which alice sees highlighted. A link is clickable and safe; alice edits and deletes
 // her message, and bob sees both.
 func TestBrowserDirectMessage(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
@@ -238,6 +240,7 @@ func clickNotification(t *testing.T, b *browser, tag string) {
 // opens the room; once she mutes the room, its messages count in the title and show no
 // notification.
 func TestBrowserMentionNotifies(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
@@ -312,6 +315,7 @@ func TestBrowserMentionNotifies(t *testing.T) {
 // in his list, opens it and leaves it; then alice creates a public room, which bob finds among
 // the public rooms and joins.
 func TestBrowserRoomsOfEveryKind(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)
@@ -356,6 +360,7 @@ func TestBrowserRoomsOfEveryKind(t *testing.T) {
 // TestBrowserJumpToLatest has bob write while alice reads older messages: a button counts the
 // new ones and takes her to them.
 func TestBrowserJumpToLatest(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	alice, bob := newBrowser(t, chromium), newBrowser(t, chromium)

@@ -199,6 +199,7 @@ func send(t *testing.T, b *browser, text string) {
 // several access-token rotations, a reload, a server that goes away and comes back over the
 // same database, and a message written offline that arrives once.
 func TestBrowserRoom(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	const ttl = 5 * time.Second
 	k := startRestartable(t, ttl)

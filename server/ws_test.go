@@ -107,10 +107,11 @@ func (s *socket) write(v any) {
 	}
 }
 
-// next returns the next frame of the given type, skipping others (presence, typing).
+// next returns the next frame of the given type, skipping others (presence, typing), waiting
+// up to 20 s: the tests share a busy machine, and several of them run at once.
 func (s *socket) next(typ string) proto.Frame {
 	s.t.Helper()
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case f, ok := <-s.frames:
@@ -121,7 +122,7 @@ func (s *socket) next(typ string) proto.Frame {
 				return f
 			}
 		case <-timeout:
-			s.t.Fatalf("no %q frame within 5 s", typ)
+			s.t.Fatalf("no %q frame within 20 s", typ)
 		}
 	}
 }
@@ -139,6 +140,7 @@ func (s *socket) closeCode() websocket.StatusCode {
 }
 
 func TestWebSocketHandshake(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	tb := ts.register(t, "alice")
 
@@ -265,6 +267,7 @@ func TestWebSocketExpiryAndRevocation(t *testing.T) {
 }
 
 func TestWebSocketChat(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	alice := ts.connect(t, ts.register(t, "alice").AccessToken)
 	bob := ts.connect(t, ts.register(t, "bob").AccessToken)
