@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,15 +24,31 @@ import (
 const StartTimeout = 60 * time.Second
 
 // Nodes starts n embedded NATS nodes forming one JetStream cluster (replicas n; n = 1: a single
-// node, not clustered) and returns them once the stream exists on it. They are shut down when the test ends.
+// node, not clustered) and returns them once the stream exists on it. They are shut down when
+// the test ends.
 func Nodes(tb testing.TB, n int) []*cluster.Node {
 	tb.Helper()
-	ports := freePorts(tb, n)
+	nodes, err := startNodes(tb.TempDir(), n)
+	for _, node := range nodes {
+		tb.Cleanup(node.Close)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return nodes
+}
+
+// startNodes starts n embedded nodes with their storage in dir; on an error, those started are
+// returned with it.
+func startNodes(dir string, n int) ([]*cluster.Node, error) {
+	ports, err := freePorts(n)
+	if err != nil {
+		return nil, err
+	}
 	var routes []string
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 	}
-	dir := tb.TempDir()
 	nodes := make([]*cluster.Node, n)
 	errs := make([]error, n)
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
@@ -49,15 +67,18 @@ func Nodes(tb testing.TB, n int) []*cluster.Node {
 		wg.Go(func() { nodes[i], errs[i] = cluster.Start(ctx, cfg) })
 	}
 	wg.Wait()
-	for i, node := range nodes {
+	var started []*cluster.Node
+	for _, node := range nodes {
 		if node != nil {
-			tb.Cleanup(node.Close)
-		}
-		if errs[i] != nil {
-			tb.Fatalf("node %d: %v", i, errs[i])
+			started = append(started, node)
 		}
 	}
-	return nodes
+	for i, err := range errs {
+		if err != nil {
+			return started, fmt.Errorf("node %d: %w", i, err)
+		}
+	}
+	return nodes, nil
 }
 
 // Engines opens one engine per node, concurrently, each over a new cache file in tb.TempDir().
@@ -91,22 +112,23 @@ func Open(node *cluster.Node, path string) (*cluster.Engine, error) {
 }
 
 // freePorts returns n loopback ports free a moment ago.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
+func freePorts(n int) ([]int, error) {
 	var ports []int
 	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		lns = append(lns, ln)
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
+	return ports, nil
 }
 
 // Server is a whole Kaiwa server of a cluster node, on a loopback port.
@@ -169,4 +191,73 @@ func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Ser
 		}})
 	}
 	return servers
+}
+
+// shared is the JetStream cluster that the tests of one test binary share (SharedURLs).
+var shared struct {
+	once  sync.Once
+	dir   string
+	nodes []*cluster.Node
+	urls  []string
+	err   error
+	next  atomic.Int64 // the last namespace handed out
+}
+
+// SharedURLs returns the client URLs of a three-node JetStream cluster that every test of the
+// binary shares: started by the first test that asks (forming it takes seconds), stopped by
+// StopShared, which the package's TestMain calls. Tests keep apart on it by namespace (Fresh).
+func SharedURLs(tb testing.TB) []string {
+	tb.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "kaiwa-clustertest-")
+		if shared.err != nil {
+			return
+		}
+		shared.nodes, shared.err = startNodes(shared.dir, 3)
+		for _, n := range shared.nodes {
+			shared.urls = append(shared.urls, n.ClientURL())
+		}
+	})
+	if shared.err != nil {
+		tb.Fatalf("shared cluster: %v", shared.err)
+	}
+	return shared.urls
+}
+
+// StopShared stops the shared cluster, if it was started, and removes its storage.
+func StopShared() {
+	for _, n := range shared.nodes {
+		n.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+}
+
+// Fresh starts three whole Kaiwa servers with cfg on the shared cluster, each connected to
+// another of its NATS nodes, in a namespace of their own whose stream (three replicas) is
+// deleted when the test ends.
+func Fresh(tb testing.TB, cfg server.Config) []*Server {
+	tb.Helper()
+	urls := SharedURLs(tb)
+	ns := fmt.Sprintf("test%d", shared.next.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	var nodes []*cluster.Node
+	for _, url := range urls {
+		n, err := cluster.Start(ctx, cluster.Config{URLs: []string{url}, Namespace: ns, Replicas: len(urls)})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(n.Close)
+		nodes = append(nodes, n)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := nodes[0].DeleteStream(ctx); err != nil {
+			tb.Logf("delete the stream of %s: %v", ns, err)
+		}
+	})
+	return Servers(tb, Engines(tb, nodes), cfg)
 }
