@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"kaiwa/server/auth"
+	"kaiwa/server/auth/authtest"
 	"kaiwa/server/cluster"
 	"kaiwa/server/cluster/clustertest"
 	"kaiwa/server/store"
@@ -201,6 +203,53 @@ func TestEngine(t *testing.T) {
 		}
 		if len(got.Current) != 2*each {
 			t.Fatalf("%d updates kept, want %d: %v", len(got.Current), 2*each, got.Current)
+		}
+	})
+
+	t.Run("refresh rotation, grace and reuse hold across nodes", func(t *testing.T) {
+		clock := authtest.NewClock(time.Now())
+		var auths []*auth.Auth
+		for _, e := range engines {
+			a, err := auth.New(e, auth.Config{Now: clock.Now, HashConcurrency: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			auths = append(auths, a)
+		}
+		ctx := context.Background()
+		g0, err := auths[0].Register(ctx, "rita", "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g1, err := auths[1].Refresh(ctx, g0.Refresh)
+		if err != nil {
+			t.Fatalf("rotation on another node: %v", err)
+		}
+		// Two tabs on two nodes present the same token at once: both get a token of the
+		// session (one the successor, the other a sibling), neither revokes it.
+		var grants [2]auth.Grant
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i := range grants {
+			wg.Go(func() { grants[i], errs[i] = auths[i+1].Refresh(ctx, g1.Refresh) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil || grants[i].SessionID != g0.SessionID {
+				t.Fatalf("concurrent refresh %d: %+v, %v", i, grants[i], err)
+			}
+		}
+		if grants[0].Refresh == grants[1].Refresh {
+			t.Fatal("two concurrent refreshes got the same token")
+		}
+		clock.Advance(auth.RefreshGrace + time.Second)
+		if _, err := auths[2].Refresh(ctx, g0.Refresh); !errors.Is(err, auth.ErrRefreshReused) {
+			t.Fatalf("replay after the grace on a third node: %v, want ErrRefreshReused", err)
+		}
+		for i, a := range auths {
+			if _, err := a.Refresh(ctx, grants[0].Refresh); !errors.Is(err, auth.ErrUnauthorized) {
+				t.Errorf("node %d: the newest token after the reuse: %v, want ErrUnauthorized", i, err)
+			}
 		}
 	})
 
