@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"kaiwa/server/cluster"
+	"kaiwa/server/store"
 )
 
 // clusterFlags are serve's cluster-mode flags (SPEC §8).
@@ -48,8 +50,9 @@ func (f *clusterFlags) check() error {
 }
 
 // open starts the node (waiting, until ctx ends, for a new cluster to elect its leader) and the
-// engine over the cache at dbPath.
-func (f *clusterFlags) open(ctx context.Context, dbPath string, log *slog.Logger) (*cluster.Node, *cluster.Engine, error) {
+// engine over the cache at dbPath, checked as -check says. A damaged cache is refused with the
+// way to rebuild it.
+func (f *clusterFlags) open(ctx context.Context, dbPath, check string, log *slog.Logger) (*cluster.Node, *cluster.Engine, error) {
 	dir := *f.dir
 	if dir == "" && *f.embed != "" {
 		dir = filepath.Join(filepath.Dir(dbPath), "nats")
@@ -64,6 +67,23 @@ func (f *clusterFlags) open(ctx context.Context, dbPath string, log *slog.Logger
 		return nil, nil, err
 	}
 	e, err := cluster.Open(ctx, node, dbPath, log)
+	if err == nil {
+		switch check {
+		case "full":
+			err = e.Check()
+		case "quick":
+			err = e.QuickCheck()
+		}
+		if err != nil {
+			e.Close()
+		}
+	}
+	if errors.Is(err, store.ErrCorrupt) {
+		err = fmt.Errorf("%w\n\n"+
+			"The cache %s of this cluster node is damaged; kaiwa will not serve from it.\n"+
+			"Stop kaiwa, move the file aside and start kaiwa again: the node rebuilds its cache\n"+
+			"from the cluster's stream.", err, dbPath)
+	}
 	if err != nil {
 		node.Close()
 		return nil, nil, err

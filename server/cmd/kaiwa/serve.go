@@ -86,7 +86,7 @@ func serve(args []string, stderr io.Writer) error {
 	var broker hub.Broker     // nil: one process
 	var presence hub.Presence // nil: one process
 	if clf.on() {
-		node, e, err := clf.open(ctx, *dbPath, log)
+		node, e, err := clf.open(ctx, *dbPath, *check, log)
 		if err != nil {
 			return err
 		}
