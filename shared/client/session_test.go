@@ -76,7 +76,7 @@ func (c *chatter) received() int {
 	return len(c.seqs)
 }
 
-// TestSessionRidesThroughRotations: with 2 s access tokens, two clients send for a minute
+// TestSessionRidesThroughRotations: with 2 s access tokens, two clients send for 30 s
 // while their sessions refresh and replace sockets about every 1.5 s. Every message reaches
 // both exactly once, in seq order, without gaps.
 func TestSessionRidesThroughRotations(t *testing.T) {
