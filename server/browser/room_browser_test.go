@@ -1,4 +1,4 @@
-package server_test
+package browser_test
 
 import (
 	"context"
@@ -389,7 +389,7 @@ func writeScreenshot(t *testing.T, b *browser) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join("testdata", "screenshot-room.png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join("..", "testdata", "screenshot-room.png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package server_test
+package browser_test
 
 import (
 	"context"

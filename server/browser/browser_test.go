@@ -1,4 +1,4 @@
-package server_test
+package browser_test
 
 import (
 	"context"
@@ -29,7 +29,7 @@ import (
 // requireBrowserPrereqs returns Chromium's path once it and app.wasm are there.
 func requireBrowserPrereqs(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join("..", "public", "web", "app.wasm")); err != nil {
+	if _, err := os.Stat(filepath.Join("..", "..", "public", "web", "app.wasm")); err != nil {
 		browsertest.NotRun(t, "public/web/app.wasm is not built; run make wasm (%v)", err)
 	}
 	return browsertest.Chromium(t)
