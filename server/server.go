@@ -58,6 +58,15 @@ type Server struct {
 	log     *slog.Logger
 }
 
+// HealthChecker is a store.Engine that depends on a service beyond the process, as a cluster
+// node depends on JetStream: /healthz answers 503 while Healthy fails.
+type HealthChecker interface {
+	Healthy(ctx context.Context) error
+}
+
+// HealthTimeout bounds a HealthChecker's answer to /healthz.
+const HealthTimeout = 2 * time.Second
+
 // New builds the server over an open store (a *store.Store, or a cluster node's engine) and
 // makes its hub the store's Observer: the store must not be shared with another server.
 func New(cfg Config, st store.Engine, log *slog.Logger) (*Server, error) {
@@ -89,6 +98,15 @@ func New(cfg Config, st store.Engine, log *slog.Logger) (*Server, error) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("storage failing: messages cannot be stored"))
 			return
+		}
+		if hc, ok := st.(HealthChecker); ok {
+			ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
+			defer cancel()
+			if hc.Healthy(ctx) != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write([]byte("storage unreachable: messages cannot be stored"))
+				return
+			}
 		}
 		w.Write([]byte("ok"))
 	})
