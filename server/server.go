@@ -40,6 +40,9 @@ type Config struct {
 	// per user (-rate-limits off), for benchmarks and trusted networks.
 	RateLimitsOff bool
 	Setup         setup.Config // /setup and /ca.crt (-tls-self); zero: both answer 404
+	// Broker carries typing between the processes that serve a room (cluster mode); nil: a
+	// hub.LocalBroker, for one process.
+	Broker hub.Broker
 }
 
 // Server is Kaiwa's HTTP side. Close it to end every open socket.
@@ -52,6 +55,15 @@ type Server struct {
 	log     *slog.Logger
 }
 
+// HealthChecker is a store.Engine that depends on a service beyond the process, as a cluster
+// node depends on JetStream: /healthz answers 503 while Healthy fails.
+type HealthChecker interface {
+	Healthy(ctx context.Context) error
+}
+
+// HealthTimeout bounds a HealthChecker's answer to /healthz.
+const HealthTimeout = 2 * time.Second
+
 // New builds the server over an open store (a *store.Store, or a cluster node's engine) and
 // makes its hub the store's Observer: the store must not be shared with another server.
 func New(cfg Config, st store.Engine, log *slog.Logger) (*Server, error) {
@@ -63,7 +75,7 @@ func New(cfg Config, st store.Engine, log *slog.Logger) (*Server, error) {
 		cfg.SecureCookies = "auto"
 	}
 	met := metrics.New()
-	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, UserConnLimit: cfg.UserConnLimit, Metrics: met}, st, a, log)
+	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, UserConnLimit: cfg.UserConnLimit, Broker: cfg.Broker, Metrics: met}, st, a, log)
 	st.SetObserver(h)
 	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met}
 	if !cfg.RateLimitsOff {
@@ -82,6 +94,15 @@ func New(cfg Config, st store.Engine, log *slog.Logger) (*Server, error) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("storage failing: messages cannot be stored"))
 			return
+		}
+		if hc, ok := st.(HealthChecker); ok {
+			ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
+			defer cancel()
+			if hc.Healthy(ctx) != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write([]byte("storage unreachable: messages cannot be stored"))
+				return
+			}
 		}
 		w.Write([]byte("ok"))
 	})

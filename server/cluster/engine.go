@@ -167,6 +167,9 @@ func (e *Engine) Applied() uint64 {
 	return e.applied
 }
 
+// Node returns the node the engine stores through.
+func (e *Engine) Node() *Node { return e.node }
+
 // ResumedFrom returns the applied seq the cache had when the engine opened it: the engine
 // applied the stream from the next one on.
 func (e *Engine) ResumedFrom() uint64 { return e.resumed }

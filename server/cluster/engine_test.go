@@ -215,6 +215,8 @@ func TestEngine(t *testing.T) {
 		}
 	})
 
+	t.Run("every node's observer hears every change", func(t *testing.T) { observedEverywhere(t, engines) })
+
 	t.Run("restarted engine resumes from its applied seq", func(t *testing.T) {
 		u, err := a.UserByName("writer0")
 		if err != nil {

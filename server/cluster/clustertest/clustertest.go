@@ -5,12 +5,15 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http/httptest"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"kaiwa/server"
 	"kaiwa/server/cluster"
 )
 
@@ -104,4 +107,48 @@ func freePorts(tb testing.TB, n int) []int {
 		ln.Close()
 	}
 	return ports
+}
+
+// Server is a whole Kaiwa server of a cluster node, on a loopback port.
+type Server struct {
+	*httptest.Server
+	Engine *cluster.Engine
+	Kaiwa  *server.Server
+}
+
+// Servers starts one Kaiwa server with cfg over each engine, with the node's Broker, serving as
+// `kaiwa serve` does.
+// They are stopped when the test ends.
+func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Server {
+	tb.Helper()
+	log := slog.New(slog.DiscardHandler)
+	var servers []*Server
+	for _, e := range engines {
+		broker, err := cluster.NewBroker(e.Node())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { broker.Close() })
+		cfg := cfg
+		cfg.Broker = broker
+		srv, err := server.New(cfg, e, log)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ln, err := srv.Listen("127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ts := httptest.NewUnstartedServer(srv.Handler())
+		ts.Listener.Close()
+		ts.Listener = ln
+		ts.Config = server.HTTPServer("", srv.Handler(), log)
+		ts.Start()
+		tb.Cleanup(func() {
+			srv.Close()
+			ts.Close()
+		})
+		servers = append(servers, &Server{Server: ts, Engine: e, Kaiwa: srv})
+	}
+	return servers
 }

@@ -18,6 +18,8 @@ import (
 
 	"kaiwa/server"
 	"kaiwa/server/auth"
+	"kaiwa/server/cluster"
+	"kaiwa/server/hub"
 	"kaiwa/server/store"
 )
 
@@ -39,6 +41,7 @@ func serve(args []string, stderr io.Writer) error {
 	logFormat := fs.String("log-format", "text", "text or json")
 	check := fs.String("check", "full", "check the database file at startup: full (reads it all), quick (meta, users, sessions, each room's newest message) or off")
 	tlsf := addTLSFlags(fs)
+	clf := addClusterFlags(fs)
 	rest, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -47,6 +50,9 @@ func serve(args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
 	}
 	if err := tlsf.check(); err != nil {
+		return err
+	}
+	if err := clf.check(); err != nil {
 		return err
 	}
 	tlsf.applyDefaults(fs, addr, secureCookies)
@@ -71,24 +77,47 @@ func serve(args []string, stderr io.Writer) error {
 	log := newLogger(*logFormat, stderr)
 	hashProcessors()
 
-	st, err := openChecked(*dbPath, *check, log)
-	if err != nil {
-		return err
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// st is what the server stores through; local is the file on this machine: the database in
+	// a single process, the node's cache in cluster mode (where TLS material stays per node).
+	var st store.Engine
+	var local *store.Store
+	var broker hub.Broker // nil: one process
+	if clf.on() {
+		node, e, err := clf.open(ctx, *dbPath, log)
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		defer e.Close()
+		b, err := cluster.NewBroker(node)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		st, local, broker = e, e.Store, b
+	} else {
+		s, err := openChecked(*dbPath, *check, log)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		st, local = s, s
 	}
-	defer st.Close()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	ts, err := tlsf.start(st, ln.Addr(), log)
+	ts, err := tlsf.start(local, ln.Addr(), log)
 	if err != nil {
 		return err
 	}
 	srv, err := server.New(server.Config{
 		AccessTTL: *accessTTL, RefreshTTL: *refreshTTL, Origins: splitList(*origins),
 		Registration: *registration == "open", SecureCookies: *secureCookies, IPConnLimit: *ipConnLimit,
-		UserConnLimit: *userConnLimit, RateLimitsOff: *rateLimits == "off", Setup: ts.setup,
+		UserConnLimit: *userConnLimit, RateLimitsOff: *rateLimits == "off", Setup: ts.setup, Broker: broker,
 	}, st, log)
 	if err != nil {
 		return err
@@ -96,8 +125,6 @@ func serve(args []string, stderr io.Writer) error {
 	httpServer := server.HTTPServer(*addr, srv.Handler(), log)
 	ln = srv.Limit(ln) // with the caps on connections per IP and in total
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	served := make(chan error, 2)
 	stopExtras, err := ts.startExtras(ln.Addr(), log, served)
 	if err != nil {
