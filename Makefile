@@ -32,8 +32,12 @@ vet: ## go vet, native and for the browser build
 	GOOS=js GOARCH=wasm $(GO) vet ./app/... ./shared/... ./wasm/...
 
 # The browser tests run inside go test: they need the wasm built first, and Chromium.
+# Most packages spend their time waiting (on the browser, on token lifetimes, on timers), not
+# computing: three test binaries at once keep two cores busy (four starve the load tests'
+# readers). Within a package, parallel tests run two at a time (go test's default on two
+# cores): more Chromiums at once only fight for CPU.
 test-go:
-	$(GO) test -race -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -p 3 -timeout 25m ./...
 
 bench: build ## the benchmark suite: prints a table and records it in BENCHMARKS.md
 	./bin/kaiwa bench -o BENCHMARKS.md

@@ -175,6 +175,7 @@ func TestTokensNeverLogged(t *testing.T) {
 // TestSecurityHeaders: every response says nosniff and no-referrer and may not be framed; API
 // responses carry a CSP that allows nothing.
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	tests := []struct {
 		path, method string
@@ -220,6 +221,7 @@ func TestSecurityHeaders(t *testing.T) {
 // TestCrossSiteWebSocket: a page on another origin cannot open a socket with the user's token,
 // whatever it puts in Origin; an origin listed in -origins can.
 func TestCrossSiteWebSocket(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{Origins: []string{"https://chat.example.com"}})
 	tb := ts.register(t, "alice")
 	host := strings.TrimPrefix(ts.URL, "http://")

@@ -40,9 +40,12 @@ type Config struct {
 	// per user (-rate-limits off), for benchmarks and trusted networks.
 	RateLimitsOff bool
 	Setup         setup.Config // /setup and /ca.crt (-tls-self); zero: both answer 404
-	// Broker carries typing between the processes that serve a room (cluster mode); nil: a
-	// hub.LocalBroker, for one process.
-	Broker hub.Broker
+	// Broker carries typing between the nodes of a cluster, Presence the online users of
+	// rooms, PresenceRefresh how often a node publishes its own again (hub.Config); zero
+	// values: this process alone.
+	Broker          hub.Broker
+	Presence        hub.Presence
+	PresenceRefresh time.Duration
 }
 
 // Server is Kaiwa's HTTP side. Close it to end every open socket.
@@ -75,7 +78,8 @@ func New(cfg Config, st store.Engine, log *slog.Logger) (*Server, error) {
 		cfg.SecureCookies = "auto"
 	}
 	met := metrics.New()
-	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, UserConnLimit: cfg.UserConnLimit, Broker: cfg.Broker, Metrics: met}, st, a, log)
+	h := hub.New(hub.Config{IPConnLimit: cfg.IPConnLimit, UserConnLimit: cfg.UserConnLimit, Metrics: met,
+		Broker: cfg.Broker, Presence: cfg.Presence, PresenceRefresh: cfg.PresenceRefresh}, st, a, log)
 	st.SetObserver(h)
 	apiCfg := api.Config{Origins: auth.NewOrigins(cfg.Origins, cfg.SecureCookies == "always"), Registration: cfg.Registration, SecureCookies: cfg.SecureCookies, Hub: h, Metrics: met}
 	if !cfg.RateLimitsOff {

@@ -25,7 +25,7 @@ import (
 // mintUsers creates n users named prefix + number directly in the store, each with a session,
 // and returns their access tokens: the way to have hundreds of distinct users without paying
 // for hundreds of password hashes. The tokens are signed like the server's own.
-func mintUsers(t *testing.T, st *store.Store, prefix string, n int) []string {
+func mintUsers(t *testing.T, st testStore, prefix string, n int) []string {
 	t.Helper()
 	tokens := make([]string, n)
 	now := time.Now()

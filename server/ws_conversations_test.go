@@ -92,6 +92,7 @@ func errorFrame(f proto.Frame) string {
 // TestWSPrivateRoomIndistinguishable checks, path by path, that a private room answers a
 // non-member on the socket exactly as a room never created does.
 func TestWSPrivateRoomIndistinguishable(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	aliceID, aliceToken := ts.user(t, "alice")
 	_, bobToken := ts.user(t, "bob")
@@ -153,6 +154,7 @@ func TestWSPrivateRoomIndistinguishable(t *testing.T) {
 // TestWSSendJoinsPublicRoom checks that sending to a public room makes the sender a member,
 // and that the sender's sockets learn it from a room frame.
 func TestWSSendJoinsPublicRoom(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	aliceID, aliceToken := ts.user(t, "alice")
 	if _, err := ts.st.NewRoom("", "dev", proto.RoomPublic); err != nil {
@@ -184,6 +186,7 @@ func TestWSSendJoinsPublicRoom(t *testing.T) {
 // reaches every socket of the user, all sessions; and that a stored message moves its sender's
 // marker, which the sender's other sockets learn.
 func TestWSReadMarkers(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	aliceID, aliceToken := ts.user(t, "alice")
 	_, bobToken := ts.user(t, "bob")
@@ -248,6 +251,7 @@ func TestWSReadMarkers(t *testing.T) {
 // TestWSEditsAndDeletions checks the rules of edits and deletions on the socket, their frames
 // and their idempotence.
 func TestWSEditsAndDeletions(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	_, aliceToken := ts.user(t, "alice")
 	bobID, bobToken := ts.user(t, "bob")
@@ -461,6 +465,7 @@ func (r *rawSocket) messages(t *testing.T, n int) [][]byte {
 // and unique, absent when there are none, and that a replayed frame is the live one, byte for
 // byte, for plain messages, edits and deletions alike.
 func TestWSMentionsLiveAndReplayed(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	_, aliceToken := ts.user(t, "alice")
 	ts.user(t, "bob")
@@ -511,6 +516,7 @@ func TestWSMentionsLiveAndReplayed(t *testing.T) {
 // TestWSOldClient checks that a client knowing only the frames of §3–§4 still chats: it sends
 // join and send, decodes only the fields it knows, and passes over frame types it does not.
 func TestWSOldClient(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	_, oldToken := ts.user(t, "old")
 	_, newToken := ts.user(t, "new")
@@ -626,6 +632,7 @@ func (s *socket) roomFrame(room string) proto.Room {
 // user concerned as room frames, and that a member removed from a private room gets nothing
 // more from it on a socket that had joined it.
 func TestWSRoomChanges(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	_, aliceToken := ts.user(t, "alice")
 	_, bobToken := ts.user(t, "bob")
@@ -747,6 +754,7 @@ func TestWSRoomChanges(t *testing.T) {
 // TestWSReadFlood checks that read frames, each a stored write, are limited per connection:
 // past the burst they are answered rate_limited, the marker stays right and the socket open.
 func TestWSReadFlood(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	aliceID, aliceToken := ts.user(t, "alice")
 	alice := ts.connect(t, aliceToken)

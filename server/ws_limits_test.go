@@ -19,6 +19,7 @@ import (
 )
 
 func TestWebSocketBadFrames(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	token := ts.register(t, "alice").AccessToken
 

@@ -15,6 +15,7 @@ import (
 // another keeps sending. It must see every seq once, in order, from 1 to the last: the replay
 // and the live messages meet without a gap or a duplicate.
 func TestReplayWhileSending(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	const stored = 3000
 	reqs := make([]store.AppendRequest, stored)

@@ -19,6 +19,7 @@ import (
 // more; other users do not, an invalid token still gets its upgrade and 4002, and a socket
 // closed makes room for a new one.
 func TestUserConnLimit(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{UserConnLimit: 3})
 	tokens := mintUsers(t, ts.st, "limit", 2)
 	var open []*socket
@@ -105,6 +106,7 @@ func TestRoomsLeaveMemory(t *testing.T) {
 // TestAdminDeleteRoom: DELETE /api/admin/rooms/{room} deletes a room and its history at once;
 // its members get nothing more from it. Not for general, not for non-admins, 404 when unknown.
 func TestAdminDeleteRoom(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	tokens := mintUsers(t, ts.st, "del", 2)
 	admin, err := ts.st.UserByName("del0000")

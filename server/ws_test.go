@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,25 +23,48 @@ import (
 	"kaiwa/shared/proto"
 )
 
-// testServer is a real Kaiwa server over a real bbolt file.
+// testServer is a real Kaiwa server over a real bbolt file or, for a test of clusterSuite run
+// in cluster mode, three Kaiwa nodes on a real JetStream cluster (the first as the
+// httptest.Server; sign-ups and sockets go to each node in turn).
 type testServer struct {
 	*httptest.Server
-	st  *store.Store
-	srv *server.Server
+	st    testStore
+	srv   *server.Server
+	nodes []string // the nodes' URLs in cluster mode
+	turn  atomic.Int64
+}
+
+// testStore is what the tests do to a server's storage directly: a *store.Store, or a cluster
+// node's engine.
+type testStore interface {
+	store.Engine
+	CreateRoom(name string) (proto.Room, error)
+	Page(room string, before, after *uint64, limit int) ([]proto.Message, bool, error)
 }
 
 func newTestServer(t *testing.T, cfg server.Config) *testServer {
 	t.Helper()
 	cfg.Registration = true
 	cfg.SecureCookies = "never"
+	if inClusterMode(t) {
+		return newClusterTestServer(t, cfg)
+	}
 	k := servertest.Start(t, cfg, nil)
 	return &testServer{Server: k.Server, st: k.Store, srv: k.Kaiwa}
+}
+
+// nodeURL returns the URL of the server, or in cluster mode of its next node.
+func (ts *testServer) nodeURL() string {
+	if len(ts.nodes) == 0 {
+		return ts.URL
+	}
+	return ts.nodes[int(ts.turn.Add(1))%len(ts.nodes)]
 }
 
 // register signs up a new user and returns its token body.
 func (ts *testServer) register(t *testing.T, name string) proto.TokenBody {
 	t.Helper()
-	tb, err := client.NewAPI(ts.URL, nil).Register(context.Background(), name, "password-"+name)
+	tb, err := client.NewAPI(ts.nodeURL(), nil).Register(context.Background(), name, "password-"+name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +83,7 @@ func (ts *testServer) dial(t *testing.T, protocols ...string) (*socket, *http.Re
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/ws", &websocket.DialOptions{Subprotocols: protocols})
+	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.nodeURL(), "http")+"/ws", &websocket.DialOptions{Subprotocols: protocols})
 	if err != nil {
 		return nil, resp, err
 	}
@@ -107,10 +131,11 @@ func (s *socket) write(v any) {
 	}
 }
 
-// next returns the next frame of the given type, skipping others (presence, typing).
+// next returns the next frame of the given type, skipping others (presence, typing), waiting
+// up to 20 s: the tests share a busy machine, and several of them run at once.
 func (s *socket) next(typ string) proto.Frame {
 	s.t.Helper()
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(20 * time.Second)
 	for {
 		select {
 		case f, ok := <-s.frames:
@@ -121,7 +146,7 @@ func (s *socket) next(typ string) proto.Frame {
 				return f
 			}
 		case <-timeout:
-			s.t.Fatalf("no %q frame within 5 s", typ)
+			s.t.Fatalf("no %q frame within 20 s", typ)
 		}
 	}
 }
@@ -139,6 +164,7 @@ func (s *socket) closeCode() websocket.StatusCode {
 }
 
 func TestWebSocketHandshake(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	tb := ts.register(t, "alice")
 
@@ -265,6 +291,7 @@ func TestWebSocketExpiryAndRevocation(t *testing.T) {
 }
 
 func TestWebSocketChat(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	alice := ts.connect(t, ts.register(t, "alice").AccessToken)
 	bob := ts.connect(t, ts.register(t, "bob").AccessToken)

@@ -9,10 +9,6 @@ import (
 	"kaiwa/server/hub"
 )
 
-// typingSubject is the prefix of the NATS core subjects that carry typing between nodes, one
-// per room: kaiwa.typing.<room> (room names are a-z 0-9 -, valid subject tokens).
-const typingSubject = "kaiwa.typing"
-
 // Headers of a relayed typing event.
 const (
 	headerNode = "Kaiwa-Node"
@@ -29,13 +25,16 @@ type Broker struct {
 	local *hub.LocalBroker
 	nc    *nats.Conn
 	id    string
-	sub   *nats.Subscription
+	// typing prefixes the NATS core subjects that carry typing between nodes, one per room:
+	// kaiwa.typing.ROOM (room names are a-z 0-9 -, valid subject tokens).
+	typing string
+	sub    *nats.Subscription
 }
 
 // NewBroker returns the Broker of a node, subscribed to the other nodes' typing until Close.
 func NewBroker(n *Node) (*Broker, error) {
-	b := &Broker{local: hub.NewLocalBroker(), nc: n.nc, id: randomID()}
-	sub, err := n.nc.Subscribe(typingSubject+".*", b.receive)
+	b := &Broker{local: hub.NewLocalBroker(), nc: n.nc, id: randomID(), typing: n.subject("typing") + "."}
+	sub, err := n.nc.Subscribe(b.typing+"*", b.receive)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: subscribe to typing: %w", err)
 	}
@@ -49,7 +48,7 @@ func (b *Broker) Publish(room string, ev hub.Event) {
 	if ev.Kind != hub.EventTyping {
 		return
 	}
-	msg := nats.NewMsg(typingSubject + "." + room)
+	msg := nats.NewMsg(b.typing + room)
 	msg.Header.Set(headerNode, b.id)
 	msg.Header.Set(headerUser, ev.User)
 	msg.Data = ev.Frame
@@ -66,7 +65,7 @@ func (b *Broker) receive(m *nats.Msg) {
 	if m.Header.Get(headerNode) == b.id {
 		return
 	}
-	room := strings.TrimPrefix(m.Subject, typingSubject+".")
+	room := strings.TrimPrefix(m.Subject, b.typing)
 	b.local.Publish(room, hub.Event{Kind: hub.EventTyping, User: m.Header.Get(headerUser), Frame: m.Data})
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,6 +33,9 @@ var (
 	ErrContended = errors.New("cluster: update contended")
 	// ErrBadOp: an operation in the log could not be decoded; every node refuses it alike.
 	ErrBadOp = errors.New("cluster: malformed operation")
+	// ErrSelfWait: a mutation or Barrier was called by the applier itself (by the Observer): it
+	// would wait for itself.
+	ErrSelfWait = errors.New("cluster: the applier cannot wait for itself")
 )
 
 const (
@@ -51,8 +58,9 @@ const (
 // applied its operation, with the values the store call returned.
 //
 // The store's Observer is called by the applier goroutine for every operation applied, whichever
-// node proposed it: an observer must not call a mutation of the Engine synchronously (it would
-// wait for the applier it runs on). All methods may be called concurrently.
+// node proposed it. It may read; a mutation it calls fails with ErrSelfWait (it would wait for
+// the applier it runs on), and its reads that miss do not wait for the cache to catch up. All
+// methods may be called concurrently.
 type Engine struct {
 	*store.Store
 	node *Node
@@ -67,8 +75,12 @@ type Engine struct {
 	failErr  error         // why the applier stopped
 	failed   chan struct{} // closed when the applier stops
 
-	stop context.CancelFunc
-	done chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
+	applier atomic.Uint64 // the applier's goroutine id (goroutineID)
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type outcome struct {
@@ -135,7 +147,7 @@ func (e *Engine) initialize(ctx context.Context) error {
 				Args: mustJSON(keyArgs{Key: newKey()})})
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			// Another node's init may win: then this one is refused, and theirs is applied.
-			_, err = e.node.js.Publish(pctx, OpsSubject, data, jetstream.WithExpectLastSequence(0))
+			_, err = e.node.js.Publish(pctx, e.node.subject("ops"), data, jetstream.WithExpectLastSequence(0))
 			cancel()
 		}
 		if err != nil {
@@ -153,11 +165,15 @@ func (e *Engine) initialize(ctx context.Context) error {
 	}
 }
 
-// Close stops the applier and closes the cache. It does not close the node.
+// Close stops the applier and closes the cache. It does not close the node. Calls after the
+// first do nothing.
 func (e *Engine) Close() error {
-	e.stop()
-	<-e.done
-	return e.Store.Close()
+	e.closeOnce.Do(func() {
+		e.stop()
+		<-e.done
+		e.closeErr = e.Store.Close()
+	})
+	return e.closeErr
 }
 
 // Applied returns the last stream seq this node applied.
@@ -190,8 +206,12 @@ func (e *Engine) Healthy(ctx context.Context) error {
 	return nil
 }
 
-// Barrier waits until this node has applied every operation stored before the call.
+// Barrier waits until this node has applied every operation stored before the call. The
+// Observer runs on the applier: Barrier called there returns ErrSelfWait at once.
 func (e *Engine) Barrier(ctx context.Context) error {
+	if goroutineID() == e.applier.Load() {
+		return ErrSelfWait
+	}
 	last, err := e.node.LastSeq(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -228,6 +248,9 @@ func (e *Engine) waitApplied(ctx context.Context, seq uint64) error {
 // propose appends an operation to the stream and returns the values this node's applier got
 // from the store when applying it.
 func (e *Engine) propose(kind string, args any) (any, error) {
+	if goroutineID() == e.applier.Load() {
+		return nil, fmt.Errorf("%w: %s from the Observer", ErrSelfWait, kind)
+	}
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode %s: %w", kind, err)
@@ -268,8 +291,10 @@ func (e *Engine) propose(kind string, args any) (any, error) {
 // message id makes JetStream store it once.
 func (e *Engine) publish(ctx context.Context, id string, data []byte) error {
 	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := e.node.js.Publish(actx, OpsSubject, data, jetstream.WithMsgID(id))
+		// Short attempts: a leader lost with the request never answers it; a retry goes to the
+		// next leader, and the message id keeps a stored message from being stored twice.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := e.node.js.Publish(actx, e.node.subject("ops"), data, jetstream.WithMsgID(id))
 		cancel()
 		var apiErr *jetstream.APIError
 		switch {
@@ -290,6 +315,7 @@ func (e *Engine) publish(ctx context.Context, id string, data []byte) error {
 // is closed or the cache fails.
 func (e *Engine) run(ctx context.Context) {
 	defer close(e.done)
+	e.applier.Store(goroutineID())
 	for ctx.Err() == nil {
 		err := e.consume(ctx)
 		if ctx.Err() != nil {
@@ -322,7 +348,9 @@ func (e *Engine) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages()
+	// Frequent heartbeats: when the server holding the consumer dies, the consumer is made
+	// again elsewhere within seconds, and every write waits for it meanwhile.
+	it, err := cons.Messages(jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return err
 	}
@@ -413,6 +441,20 @@ func (e *Engine) fail(err error) {
 	}
 	e.failErr = err
 	close(e.failed)
+}
+
+// goroutineID returns the id of the calling goroutine, from the first line of its stack
+// ("goroutine 42 [running]:"). Go offers nothing better to tell the applier's own calls (its
+// Observer reading the store) from other goroutines'; only reads that miss and barriers ask,
+// and it costs about a microsecond.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }
 
 func randomID() string {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"kaiwa/server/auth"
+	"kaiwa/server/auth/authtest"
 	"kaiwa/server/cluster"
 	"kaiwa/server/cluster/clustertest"
 	"kaiwa/server/store"
@@ -25,6 +27,7 @@ func TestEngine(t *testing.T) {
 	nodes := clustertest.Nodes(t, 3)
 	engines := clustertest.Engines(t, nodes)
 	a, b, c := engines[0], engines[1], engines[2]
+	outer := t
 
 	t.Run("init race gives one signing key", func(t *testing.T) {
 		key := a.SigningKey()
@@ -203,6 +206,53 @@ func TestEngine(t *testing.T) {
 		}
 	})
 
+	t.Run("refresh rotation, grace and reuse hold across nodes", func(t *testing.T) {
+		clock := authtest.NewClock(time.Now())
+		var auths []*auth.Auth
+		for _, e := range engines {
+			a, err := auth.New(e, auth.Config{Now: clock.Now, HashConcurrency: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			auths = append(auths, a)
+		}
+		ctx := context.Background()
+		g0, err := auths[0].Register(ctx, "rita", "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g1, err := auths[1].Refresh(ctx, g0.Refresh)
+		if err != nil {
+			t.Fatalf("rotation on another node: %v", err)
+		}
+		// Two tabs on two nodes present the same token at once: both get a token of the
+		// session (one the successor, the other a sibling), neither revokes it.
+		var grants [2]auth.Grant
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i := range grants {
+			wg.Go(func() { grants[i], errs[i] = auths[i+1].Refresh(ctx, g1.Refresh) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil || grants[i].SessionID != g0.SessionID {
+				t.Fatalf("concurrent refresh %d: %+v, %v", i, grants[i], err)
+			}
+		}
+		if grants[0].Refresh == grants[1].Refresh {
+			t.Fatal("two concurrent refreshes got the same token")
+		}
+		clock.Advance(auth.RefreshGrace + time.Second)
+		if _, err := auths[2].Refresh(ctx, g0.Refresh); !errors.Is(err, auth.ErrRefreshReused) {
+			t.Fatalf("replay after the grace on a third node: %v, want ErrRefreshReused", err)
+		}
+		for i, a := range auths {
+			if _, err := a.Refresh(ctx, grants[0].Refresh); !errors.Is(err, auth.ErrUnauthorized) {
+				t.Errorf("node %d: the newest token after the reuse: %v, want ErrUnauthorized", i, err)
+			}
+		}
+	})
+
 	t.Run("refusals are the same on every node", func(t *testing.T) {
 		if _, err := b.CreateRoom("race"); !errors.Is(err, store.ErrRoomExists) {
 			t.Fatalf("existing room on b: %v, want ErrRoomExists", err)
@@ -216,6 +266,7 @@ func TestEngine(t *testing.T) {
 	})
 
 	t.Run("every node's observer hears every change", func(t *testing.T) { observedEverywhere(t, engines) })
+	t.Run("an observer reads without waiting for itself", func(t *testing.T) { observerReadsWithoutWaiting(t, b) })
 
 	t.Run("restarted engine resumes from its applied seq", func(t *testing.T) {
 		u, err := a.UserByName("writer0")
@@ -247,7 +298,8 @@ func TestEngine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c2.Close()
+		engines[2] = c2
+		outer.Cleanup(func() { c2.Close() })
 		if got := c2.ResumedFrom(); got != applied {
 			t.Fatalf("resumed from %d, want %d", got, applied)
 		}
@@ -258,6 +310,128 @@ func TestEngine(t *testing.T) {
 			t.Fatalf("restarted engine's log differs:\n%v\n%v", got, want)
 		}
 	})
+
+	t.Run("a node connected with defaults leaves the stream's replicas alone", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), clustertest.StartTimeout)
+		defer cancel()
+		tool, err := cluster.Start(ctx, cluster.Config{URLs: []string{nodes[0].ClientURL()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tool.Close()
+		if n, err := tool.Replicas(ctx); err != nil || n != len(nodes) {
+			t.Fatalf("stream has %d replicas (%v), want %d", n, err, len(nodes))
+		}
+	})
+
+	// Last: it shuts a NATS node down for good.
+	t.Run("the stream leader's NATS node lost under load loses no acknowledged message", func(t *testing.T) {
+		leader, err := nodes[0].StreamLeader(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var victim *cluster.Node
+		var writers []*cluster.Engine
+		for i, n := range nodes {
+			if n.Name() == leader {
+				victim = n
+			} else {
+				writers = append(writers, engines[i])
+			}
+		}
+		if victim == nil || len(writers) != 2 {
+			t.Fatalf("stream leader %q is none of the nodes", leader)
+		}
+		lostUnderLoad(t, victim, writers[0], writers[1])
+	})
+}
+
+// lostUnderLoad appends from a and b without pause, shuts down, halfway, the NATS node of
+// neither, and checks that the writes went on and that every acknowledged message is stored
+// with its acknowledged seq on both, in one gapless order.
+func lostUnderLoad(t *testing.T, victim *cluster.Node, a, b *cluster.Engine) {
+	t.Helper()
+	const room, before, after = "load", 20, 20
+	if _, err := a.CreateRoom(room); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu     sync.Mutex
+		acked  = map[string]uint64{} // client id → seq
+		killed = make(chan struct{})
+		done   = make(chan struct{})
+		wg     sync.WaitGroup
+	)
+	for i, e := range []*cluster.Engine{a, b} {
+		u, err := e.CreateUser(fmt.Sprintf("loader%d", i), "hash", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			sinceKill := 0
+			for j := 0; ; j++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				id := fmt.Sprintf("l%d-%d", i, j)
+				m, _, err := e.Append(room, u.ID, u.Name, id, "under load")
+				if err != nil {
+					t.Errorf("append %s: %v", id, err)
+					return
+				}
+				mu.Lock()
+				acked[id] = m.Seq
+				mu.Unlock()
+				select {
+				case <-killed:
+					if sinceKill++; sinceKill == after {
+						return
+					}
+				default:
+				}
+			}
+		})
+	}
+	deadline := time.After(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= before {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("only %d appends acknowledged in 60 s", n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	victim.Close()
+	close(killed)
+	wg.Wait()
+	close(done)
+	if t.Failed() {
+		return
+	}
+	logA, logB := roomLog(t, a, room), roomLog(t, b, room)
+	if !slices.Equal(logA, logB) {
+		t.Fatalf("the two nodes' logs differ:\n%v\n%v", logA, logB)
+	}
+	stored := map[string]uint64{}
+	for i, line := range logA {
+		if line.seq != uint64(i+1) {
+			t.Fatalf("message %d has seq %d: a gap", i, line.seq)
+		}
+		stored[line.id] = line.seq
+	}
+	for id, seq := range acked {
+		if stored[id] != seq {
+			t.Errorf("acknowledged %s at seq %d, stored at %d", id, seq, stored[id])
+		}
+	}
+	t.Logf("%d messages acknowledged, %d stored, %d after the node was lost", len(acked), len(logA), 2*after)
 }
 
 // TestEngineRestartFromFreshCache checks that a node whose cache was lost rebuilds it from the

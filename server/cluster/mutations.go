@@ -205,9 +205,9 @@ func (e *Engine) DeleteCert(key string) error {
 	return err
 }
 
-// Reads come from the cache. One that finds nothing may have asked a cache behind the log (the
-// user was created on another node a moment ago): it waits for the cache to apply everything
-// stored so far, and reads again once.
+// Reads come from the cache. Those that can find nothing (a session, a user, a room, a room's
+// history) may have asked a cache behind the log (the user was created on another node a moment
+// ago): they wait for the cache to apply everything stored so far, and read again once.
 
 // Session: see store.Store.Session.
 func (e *Engine) Session(id string) (store.Session, error) {
@@ -237,6 +237,19 @@ func (e *Engine) RoomFor(userID, room string) (proto.Room, error) {
 // CanRead: see store.Store.CanRead.
 func (e *Engine) CanRead(userID, room string) (proto.RoomKind, error) {
 	return again(e, func() (proto.RoomKind, error) { return e.Store.CanRead(userID, room) })
+}
+
+// History: see store.Store.History.
+func (e *Engine) History(userID, room string, before, after *uint64, limit int) ([]proto.Message, bool, error) {
+	type page struct {
+		msgs []proto.Message
+		more bool
+	}
+	p, err := again(e, func() (page, error) {
+		msgs, more, err := e.Store.History(userID, room, before, after, limit)
+		return page{msgs, more}, err
+	})
+	return p.msgs, p.more, err
 }
 
 // Backup writes the cache, in the single-process format, once it has applied everything stored

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -15,10 +16,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The one stream of operations: every mutation of the store, in the order every node applies it.
 const (
-	StreamName = "KAIWA"
-	OpsSubject = "kaiwa.ops"
+	// DefaultNamespace prefixes every subject Kaiwa uses: its one stream of operations, KAIWA on
+	// the subject kaiwa.ops, holds every mutation of the store in the order every node applies
+	// it; kaiwa.typing.* and kaiwa.presence.* carry what is never stored.
+	DefaultNamespace = "kaiwa"
 	// MaxOpBytes bounds one operation's encoding: JetStream's default max_payload is 1 MiB.
 	MaxOpBytes = 1 << 20
 )
@@ -33,8 +35,11 @@ type Config struct {
 	Routes   []string // nats-route://host:port of the other embedded nodes (-nats-routes)
 	Dir      string   // the embedded node's JetStream storage (-nats-dir)
 	Name     string   // the embedded node's server name, unique in the cluster; empty: from Cluster or Embed
-	Replicas int      // replicas of the stream; 0: 3 when clustered, else 1
-	Log      *slog.Logger
+	Replicas int      // replicas of the stream; 0: those it has, or when creating it 3 in a cluster, else 1
+	// Namespace (a-z 0-9 _) prefixes the subjects and, in upper case, names the stream; empty:
+	// DefaultNamespace. Kaiwas with different namespaces share a NATS system without meeting.
+	Namespace string
+	Log       *slog.Logger
 }
 
 // Clustered reports whether the configuration forms or joins a cluster of embedded nodes.
@@ -47,17 +52,26 @@ type Node struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	ns     string
 	log    *slog.Logger
+
+	closeOnce sync.Once
 }
 
-// Start starts the embedded server if cfg asks for one, connects, and creates or updates the
-// stream. In a new cluster JetStream answers only once its nodes have elected a leader, which
+// Start starts the embedded server if cfg asks for one, connects, and creates the stream if
+// missing. In a new cluster JetStream answers only once its nodes have elected a leader, which
 // takes seconds: Start retries until ctx ends.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{log: cfg.Log}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if strings.Trim(cfg.Namespace, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
+		return nil, fmt.Errorf("cluster: namespace %q: only a-z 0-9 _", cfg.Namespace)
+	}
+	n := &Node{log: cfg.Log, ns: cfg.Namespace}
 	opts := []nats.Option{nats.Name("kaiwa"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	url := strings.Join(cfg.URLs, ",")
 	if cfg.Embed != "" {
@@ -80,28 +94,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("cluster: jetstream: %w", err)
 	}
-	replicas := cfg.Replicas
-	if replicas == 0 {
-		replicas = 1
-		if cfg.Clustered() || len(cfg.URLs) > 1 {
-			replicas = 3
-		}
-	}
-	scfg := jetstream.StreamConfig{
-		Name:       StreamName,
-		Subjects:   []string{OpsSubject},
-		Storage:    jetstream.FileStorage,
-		Replicas:   replicas,
-		DenyDelete: true,
-		DenyPurge:  true,
-		MaxMsgSize: MaxOpBytes,
-		Duplicates: 2 * time.Minute,
-	}
 	for {
 		// Short attempts: until a leader is elected a request is not answered at all, and the
 		// first one after the election should come soon.
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		n.stream, err = n.js.CreateOrUpdateStream(actx, scfg)
+		n.stream, err = n.ensureStream(actx, cfg)
 		cancel()
 		if err == nil {
 			return n, nil
@@ -110,10 +107,43 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		select {
 		case <-ctx.Done():
 			n.Close()
-			return nil, fmt.Errorf("cluster: create stream %s: %w", StreamName, err)
+			return nil, fmt.Errorf("cluster: stream %s: %w", n.streamName(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// ensureStream returns the stream, creating it if missing. An existing stream keeps its
+// replicas unless cfg.Replicas asks for others: a node started with defaults (a tool with one
+// URL) must not shrink it.
+func (n *Node) ensureStream(ctx context.Context, cfg Config) (jetstream.Stream, error) {
+	scfg := jetstream.StreamConfig{
+		Name:       n.streamName(),
+		Subjects:   []string{n.subject("ops")},
+		Storage:    jetstream.FileStorage,
+		Replicas:   cfg.Replicas,
+		DenyDelete: true,
+		DenyPurge:  true,
+		MaxMsgSize: MaxOpBytes,
+		Duplicates: 2 * time.Minute,
+	}
+	stream, err := n.js.Stream(ctx, n.streamName())
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if scfg.Replicas == 0 {
+			scfg.Replicas = 1
+			if cfg.Clustered() || n.nc.ConnectedClusterName() != "" {
+				scfg.Replicas = 3
+			}
+		}
+		return n.js.CreateStream(ctx, scfg)
+	case err != nil:
+		return nil, err
+	case scfg.Replicas == 0 || scfg.Replicas == stream.CachedInfo().Config.Replicas:
+		return stream, nil
+	}
+	n.log.Info("cluster_stream_replicas", slog.Int("from", stream.CachedInfo().Config.Replicas), slog.Int("to", scfg.Replicas))
+	return n.js.UpdateStream(ctx, scfg)
 }
 
 // embed starts the embedded NATS server with JetStream, fsyncing every write so that a stored
@@ -186,13 +216,68 @@ func (n *Node) LastSeq(ctx context.Context) (uint64, error) {
 	return info.State.LastSeq, nil
 }
 
-// Close closes the connection and shuts the embedded server down, if any.
+// streamName is the name of the stream of operations.
+func (n *Node) streamName() string { return strings.ToUpper(n.ns) }
+
+// subject returns the subject of tokens in the node's namespace.
+func (n *Node) subject(tokens ...string) string {
+	return n.ns + "." + strings.Join(tokens, ".")
+}
+
+// DeleteStream deletes the stream of operations with everything in it, for tests that share a
+// NATS system; a node never calls it.
+func (n *Node) DeleteStream(ctx context.Context) error {
+	return n.js.DeleteStream(ctx, n.streamName())
+}
+
+// Name returns the embedded node's server name, "" when connected to an external system.
+func (n *Node) Name() string {
+	if n.srv == nil {
+		return ""
+	}
+	return n.srv.Name()
+}
+
+// ClientURL returns the nats:// URL where the embedded node listens for clients, "" when
+// connected to an external system.
+func (n *Node) ClientURL() string {
+	if n.srv == nil {
+		return ""
+	}
+	return n.srv.ClientURL()
+}
+
+// Replicas returns the stream's replicas.
+func (n *Node) Replicas(ctx context.Context) (int, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: stream info: %w", err)
+	}
+	return info.Config.Replicas, nil
+}
+
+// StreamLeader returns the server name of the stream's leader, which orders every write.
+func (n *Node) StreamLeader(ctx context.Context) (string, error) {
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cluster: stream info: %w", err)
+	}
+	if info.Cluster == nil {
+		return "", nil
+	}
+	return info.Cluster.Leader, nil
+}
+
+// Close closes the connection and shuts the embedded server down, if any. Calls after the first
+// do nothing.
 func (n *Node) Close() {
-	if n.nc != nil {
-		n.nc.Close()
-	}
-	if n.srv != nil {
-		n.srv.Shutdown()
-		n.srv.WaitForShutdown()
-	}
+	n.closeOnce.Do(func() {
+		if n.nc != nil {
+			n.nc.Close()
+		}
+		if n.srv != nil {
+			n.srv.Shutdown()
+			n.srv.WaitForShutdown()
+		}
+	})
 }

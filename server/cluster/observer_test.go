@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -106,5 +107,50 @@ func observedEverywhere(t *testing.T, engines []*cluster.Engine) {
 		if got := recs[i].seen(); !slices.Equal(got, want) {
 			t.Errorf("node %d heard:\n%q\nwant:\n%q", i, got, want)
 		}
+	}
+}
+
+// selfReader is an Observer that reads the store when told of a message, as the hub does (a
+// room frame for a member who left reads a room it can no longer see).
+type selfReader struct {
+	e    *cluster.Engine
+	mu   sync.Mutex
+	errs []error
+}
+
+func (r *selfReader) Appended([]store.AppendResult) {
+	barrier := r.e.Barrier(context.Background())
+	_, missed := r.e.UserByName("nobody-at-all")
+	mutation := r.e.DeleteCert("none")
+	r.mu.Lock()
+	r.errs = append(r.errs, barrier, missed, mutation)
+	r.mu.Unlock()
+}
+func (r *selfReader) ReadMoved(string, string, uint64)   {}
+func (r *selfReader) MembershipChanged(string, []string) {}
+func (r *selfReader) RoomDeleted(string)                 {}
+func (r *selfReader) SessionsRevoked([]string)           {}
+
+// observerReadsWithoutWaiting checks that an Observer's reads that miss do not wait for the
+// applier they run on, and that its mutations fail at once instead of waiting for it.
+func observerReadsWithoutWaiting(t *testing.T, e *cluster.Engine) {
+	if err := e.Barrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := &selfReader{e: e}
+	e.SetObserver(r)
+	defer e.SetObserver(nil)
+	u, err := e.CreateUser("selfreader", "hash", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Append(store.DefaultRoom, u.ID, u.Name, "self-1", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) != 3 || !errors.Is(r.errs[0], cluster.ErrSelfWait) || !errors.Is(r.errs[1], store.ErrNotFound) ||
+		!errors.Is(r.errs[2], cluster.ErrSelfWait) {
+		t.Fatalf("in the observer: barrier, missed read and mutation gave %v; want ErrSelfWait, ErrNotFound, ErrSelfWait", r.errs)
 	}
 }

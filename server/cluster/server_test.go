@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +19,9 @@ import (
 	"github.com/coder/websocket"
 
 	"kaiwa/server"
+	"kaiwa/server/auth"
 	"kaiwa/server/cluster/clustertest"
+	"kaiwa/server/store/storetest"
 	"kaiwa/shared/client"
 	"kaiwa/shared/proto"
 )
@@ -25,8 +30,9 @@ import (
 func TestServers(t *testing.T) {
 	t.Parallel()
 	nodes := clustertest.Nodes(t, 3)
+	// Presence refreshed every 200 ms: a dead node's users go offline within 600 ms.
 	servers := clustertest.Servers(t, clustertest.Engines(t, nodes),
-		server.Config{Registration: true, SecureCookies: "never", RateLimitsOff: true})
+		server.Config{Registration: true, SecureCookies: "never", RateLimitsOff: true, PresenceRefresh: 200 * time.Millisecond})
 
 	t.Run("members on different nodes see one order without gaps", func(t *testing.T) {
 		const each = 30
@@ -93,6 +99,29 @@ func TestServers(t *testing.T) {
 		}
 	})
 
+	t.Run("members on two nodes see each other online", func(t *testing.T) {
+		const room = "lobby"
+		if _, err := servers[2].Engine.CreateRoom(room); err != nil {
+			t.Fatal(err)
+		}
+		var socks []*wsClient
+		for i, name := range []string{"pia", "quin"} {
+			tb, err := client.NewAPI(servers[i].URL, nil).Register(context.Background(), name, "password-"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := dialWS(t, servers[i].URL, tb.AccessToken)
+			s.next(t, proto.TypeHello)
+			s.send(t, map[string]any{"type": "join", "room": room})
+			s.next(t, "joined")
+			socks = append(socks, s)
+		}
+		for i, s := range socks {
+			s.presence(t, room, func(online []string) bool { return slices.Equal(online, []string{"pia", "quin"}) })
+			t.Logf("socket %d sees both online", i)
+		}
+	})
+
 	t.Run("a session refreshed on one node and revoked on another closes its socket on a third", func(t *testing.T) {
 		jarClient := newJarClient(t)
 		api := func(i int) *client.API { return client.NewAPI(servers[i].URL, jarClient) }
@@ -122,6 +151,108 @@ func TestServers(t *testing.T) {
 			if code := healthz(t, s.URL); code != http.StatusOK {
 				t.Errorf("node %d: /healthz %d", i, code)
 			}
+		}
+	})
+
+	t.Run("a backup from a node opens as a single-process database", func(t *testing.T) {
+		a, err := auth.New(servers[1].Engine, auth.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.CreateUser(context.Background(), "root", "password-root", true); err != nil {
+			t.Fatal(err)
+		}
+		api := client.NewAPI(servers[2].URL, nil)
+		tb, err := api.Login(context.Background(), "root", "password-root")
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "backup.db")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.Backup(context.Background(), tb.AccessToken, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		single := storetest.OpenAt(t, path)
+		if !bytes.Equal(single.SigningKey(), servers[0].Engine.SigningKey()) {
+			t.Error("the backup has another signing key")
+		}
+		got, _, err := single.Page("general", nil, nil, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := servers[0].Engine.Page("general", nil, nil, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 || len(got) != len(want) || got[len(got)-1].ID != want[len(want)-1].ID {
+			t.Fatalf("the backup holds %d messages of general, the cluster %d", len(got), len(want))
+		}
+		if u, err := single.UserByName("root"); err != nil || !u.Admin {
+			t.Fatalf("the backup's administrator: %+v, %v", u, err)
+		}
+	})
+
+	// Last: it stops a node for good.
+	t.Run("a client of a node that dies resumes on another by seq", func(t *testing.T) {
+		const room, before, after = "resume", 15, 15
+		if _, err := servers[0].Engine.CreateRoom(room); err != nil {
+			t.Fatal(err)
+		}
+		var tokens []string
+		for i, name := range []string{"wes", "rea"} {
+			tb, err := client.NewAPI(servers[i].URL, nil).Register(context.Background(), name, "password-"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens = append(tokens, tb.AccessToken)
+		}
+		writer := dialWS(t, servers[0].URL, tokens[0])
+		writer.next(t, proto.TypeHello)
+		writer.send(t, map[string]any{"type": "join", "room": room})
+		writer.next(t, "joined")
+		reader := dialWS(t, servers[1].URL, tokens[1])
+		reader.next(t, proto.TypeHello)
+		reader.send(t, map[string]any{"type": "join", "room": room, "after": 0})
+		reader.next(t, "joined")
+		writer.presence(t, room, func(online []string) bool { return slices.Contains(online, "rea") })
+		sendAcked := func(from, to int) {
+			for j := from; j < to; j++ {
+				writer.send(t, proto.Send{Type: proto.TypeSend, Room: room, ID: fmt.Sprintf("w-%d", j), Text: fmt.Sprintf("%d", j)})
+				if ack := writer.next(t, "ack"); ack.Seq != uint64(j+1) {
+					t.Fatalf("send %d acked at seq %d", j, ack.Seq)
+				}
+			}
+		}
+		sendAcked(0, before)
+		var last uint64
+		for last < before/2 {
+			f := reader.next(t, "message")
+			if f.Seq != last+1 {
+				t.Fatalf("message seq %d after %d", f.Seq, last)
+			}
+			last = f.Seq
+		}
+		servers[1].Stop()
+		// Its users go offline on the other nodes once its sets are stale.
+		writer.presence(t, room, func(online []string) bool { return !slices.Contains(online, "rea") })
+		sendAcked(before, before+after)
+		// The reader's client reconnects to another node and resumes after what it saw.
+		reader = dialWS(t, servers[2].URL, tokens[1])
+		reader.next(t, proto.TypeHello)
+		reader.send(t, map[string]any{"type": "join", "room": room, "after": last})
+		reader.next(t, "joined")
+		for last < before+after {
+			f := reader.next(t, "message")
+			if f.Seq != last+1 || f.ID != fmt.Sprintf("w-%d", last) {
+				t.Fatalf("after resuming: message %s at seq %d after %d", f.ID, f.Seq, last)
+			}
+			last = f.Seq
 		}
 	})
 }
@@ -174,6 +305,17 @@ func (c *wsClient) send(t *testing.T, v any) {
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
 		t.Error(err)
+	}
+}
+
+// presence waits for a presence frame of the room whose online list satisfies ok.
+func (c *wsClient) presence(t *testing.T, room string, ok func([]string) bool) {
+	t.Helper()
+	for {
+		f := c.next(t, "presence")
+		if f.Room == room && ok(f.Online) {
+			return
+		}
 	}
 }
 

@@ -4,7 +4,9 @@ import "sync"
 
 // Broker carries room events between the processes that serve a room. Kaiwa runs one process
 // today with LocalBroker; a cluster would put a message broker (NATS) behind this interface.
-// Presence stays local to a process.
+// Every node's hub publishes the messages its own store applies (Appended): between nodes, a
+// Broker carries typing only, and hands messages to this node's subscribers alone. Presence
+// has an interface of its own (Presence).
 type Broker interface {
 	// Publish hands ev to every subscriber of the room. For one room, subscribers see events in
 	// the order of Publish calls.

@@ -102,6 +102,16 @@ func (c *conn) sendError(code, message, ref string) {
 	c.send(encode(proto.Error{Type: proto.TypeError, Code: code, Message: message, Ref: ref}))
 }
 
+// warn queues an error that answers no particular frame (no ref) only while the outbox is below
+// its soft limits, and drops it otherwise: a client flooding joins faster than its socket takes
+// the answers learns it is limited from the errors already queued, and is not closed for the
+// errors its own flood made.
+func (c *conn) warn(code, message string) {
+	if c.ctx.Err() == nil {
+		c.out.offer(encode(proto.Error{Type: proto.TypeError, Code: code, Message: message}))
+	}
+}
+
 // close ends the connection with a close frame, once. It never blocks: the close handshake
 // runs in its own goroutine, and a close frame that cannot be written within closeWriteLimit
 // gives way to dropping the connection.
@@ -160,11 +170,11 @@ func (c *conn) handle(f *proto.Frame) {
 		return
 	}
 	if (f.Type == proto.TypeJoin || f.Type == proto.TypeLeave) && !c.joins.Allow() {
-		c.sendError(proto.CodeRateLimited, "Too many joins and leaves: slow down.", "")
+		c.warn(proto.CodeRateLimited, "Too many joins and leaves: slow down.")
 		return
 	}
 	if f.Type == proto.TypeRead && !c.reads.Allow() {
-		c.sendError(proto.CodeRateLimited, "Too many read markers: slow down.", "")
+		c.warn(proto.CodeRateLimited, "Too many read markers: slow down.")
 		return
 	}
 	switch f.Type {

@@ -36,6 +36,13 @@ type Config struct {
 	UserConnLimit int
 	// Broker carries room events; nil means a LocalBroker.
 	Broker Broker
+	// Presence carries the online users of rooms between nodes; nil means a node of a
+	// LocalPresence of its own, alone.
+	Presence Presence
+	// PresenceRefresh is how often this node publishes again its online users of a room;
+	// another node's not refreshed within three periods are dropped. 0 means
+	// DefaultPresenceRefresh.
+	PresenceRefresh time.Duration
 	// Metrics receives the hub's counts; nil means a set of its own that nobody serves.
 	Metrics *metrics.Metrics
 }
@@ -53,12 +60,13 @@ const commitLogEvery = 10 * time.Second
 // store applying the change, whoever asked for it, so that a cluster node tells its sockets of
 // the changes made on every node.
 type Hub struct {
-	cfg    Config
-	st     store.Engine
-	auth   *auth.Auth
-	log    *slog.Logger
-	broker Broker
-	met    *metrics.Metrics
+	cfg      Config
+	st       store.Engine
+	auth     *auth.Auth
+	log      *slog.Logger
+	broker   Broker
+	presence Presence
+	met      *metrics.Metrics
 
 	appends   chan appendReq
 	stop      chan struct{} // closed when the committer should finish
@@ -101,11 +109,17 @@ func New(cfg Config, st store.Engine, a *auth.Auth, log *slog.Logger) *Hub {
 	if cfg.Broker == nil {
 		cfg.Broker = NewLocalBroker()
 	}
+	if cfg.Presence == nil {
+		cfg.Presence = NewLocalPresence().Node("local")
+	}
+	if cfg.PresenceRefresh <= 0 {
+		cfg.PresenceRefresh = DefaultPresenceRefresh
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
 	h := &Hub{
-		cfg: cfg, st: st, auth: a, log: log, broker: cfg.Broker, met: cfg.Metrics,
+		cfg: cfg, st: st, auth: a, log: log, broker: cfg.Broker, presence: cfg.Presence, met: cfg.Metrics,
 		appends: make(chan appendReq, appendBatchMax), stop: make(chan struct{}), committed: make(chan struct{}),
 		rooms: map[string]*room{}, sessions: map[string]map[*conn]struct{}{}, ips: map[string]int{},
 		users: map[string]int{}, byUser: map[string]map[*conn]struct{}{}, pending: map[sendKey][]*conn{},
@@ -351,16 +365,20 @@ func (h *Hub) room(name string) (*room, error) {
 	if r := h.rooms[name]; r != nil {
 		return r, nil
 	}
-	r := &room{name: name, h: h, members: map[*conn]*member{}, users: map[string]int{}, typingAt: map[string]time.Time{}}
+	r := &room{name: name, h: h, members: map[*conn]*member{}, users: map[string]int{}, typingAt: map[string]time.Time{},
+		remote: map[string]remoteSet{}}
 	// Subscribed before the store is read: a message published in between is then either in
 	// the stored last seq or delivered, never neither.
-	r.unsubscribe = h.broker.Subscribe(name, r.deliver)
+	unsubscribe := h.broker.Subscribe(name, r.deliver)
 	stored, err := h.st.Room(name)
 	if err != nil {
-		r.unsubscribe()
+		unsubscribe()
 		return nil, err
 	}
+	unsubscribePresence := h.presence.Subscribe(name, r.remotePresence)
+	r.unsubscribe = func() { unsubscribe(); unsubscribePresence() }
 	r.mu.Lock()
+	r.refresher = time.AfterFunc(h.cfg.PresenceRefresh, r.refresh)
 	r.lastSeq = max(r.lastSeq, stored.LastSeq)
 	r.mu.Unlock()
 	h.rooms[name] = r

@@ -28,19 +28,34 @@ const (
 type room struct {
 	name        string
 	h           *Hub
-	unsubscribe func()
+	unsubscribe func()      // from the broker and the presence of other nodes
 	dead        atomic.Bool // dropped from the hub: joins must load the room again
+	// publishing is held while this node's set of online users is published, so that sets
+	// leave in order and each carries the newest. Taken before mu, never while holding it.
+	publishing sync.Mutex
 
 	mu       sync.Mutex
 	lastSeq  uint64 // the newest seq published to this room
 	members  map[*conn]*member
 	users    map[string]int       // user name → sockets of theirs in the room
 	typingAt map[string]time.Time // user name → when their last typing frame was relayed
-	// Presence: the frame of the current users (nil once they change), when it was last sent
-	// to every member, and the timer that sends the changes since, if one is set.
+	// Presence: the frame of the users online here and on other nodes (nil once they change),
+	// when it was last sent to every member, and the timer that sends the changes since, if
+	// one is set. remote holds the latest set of every other node; unpublished says that the
+	// users online here changed since this node last published them; refresher publishes
+	// them again and drops the remote sets gone stale.
 	presence      []byte
 	presenceSent  time.Time
 	presenceTimer *time.Timer
+	remote        map[string]remoteSet
+	unpublished   bool
+	refresher     *time.Timer
+}
+
+// remoteSet is another node's set of a room's online users, and when it last came.
+type remoteSet struct {
+	online []string
+	at     time.Time
 }
 
 // member is one connection's membership of a room. A member is live when it gets the room's
@@ -106,7 +121,7 @@ func (r *room) join(c *conn, after *uint64) bool {
 	r.members[c] = m
 	c.send(encode(proto.Joined{Type: proto.TypeJoined, Room: r.name, LastSeq: r.lastSeq}))
 	if r.users[c.user.Name] == 1 {
-		r.changed()
+		r.changed(true)
 	}
 	c.out.pushPresence(r.name, r.presenceFrame())
 	if !m.live {
@@ -190,7 +205,7 @@ func (r *room) leave(c *conn) (left, empty bool) {
 	if r.users[c.user.Name]--; r.users[c.user.Name] == 0 {
 		delete(r.users, c.user.Name)
 		delete(r.typingAt, c.user.Name)
-		r.changed()
+		r.changed(true)
 	}
 	return true, len(r.members) == 0
 }
@@ -214,11 +229,12 @@ func (r *room) typing(c *conn, now time.Time) bool {
 	return true
 }
 
-// changed notes that the room's users changed: every member gets the new list now if none was
-// sent within presenceEvery, else once that much has passed, with whatever changed until then.
-// Callers hold r.mu.
-func (r *room) changed() {
+// changed notes that the room's online users changed, here (local) or on another node: every
+// member gets the new list now if none was sent within presenceEvery, else once that much has
+// passed, with whatever changed until then. Callers hold r.mu.
+func (r *room) changed(local bool) {
 	r.presence = nil
+	r.unpublished = r.unpublished || local
 	if r.presenceTimer != nil {
 		return // the pending send will carry this change too
 	}
@@ -236,9 +252,13 @@ func (r *room) sendPresence() {
 	r.broadcastPresence()
 }
 
-// broadcastPresence sends every member who is online. Callers hold r.mu.
+// broadcastPresence sends every member who is online, and has the users online here
+// published to the other nodes if they changed. Callers hold r.mu.
 func (r *room) broadcastPresence() {
 	r.presenceSent = time.Now()
+	if r.unpublished {
+		go r.publishPresence(false)
+	}
 	if len(r.members) == 0 {
 		return
 	}
@@ -248,18 +268,95 @@ func (r *room) broadcastPresence() {
 	}
 }
 
-// presenceFrame returns the encoded list of the users online. Callers hold r.mu.
+// presenceFrame returns the encoded list of the users online, here or on another node.
+// Callers hold r.mu.
 func (r *room) presenceFrame() []byte {
 	if r.presence != nil {
 		return r.presence
 	}
+	online := r.localOnline()
+	if len(r.remote) > 0 {
+		for _, set := range r.remote {
+			online = append(online, set.online...)
+		}
+		slices.Sort(online)
+		online = slices.Compact(online)
+	}
+	r.presence = encode(proto.Presence{Type: proto.TypePresence, Room: r.name, Online: online})
+	return r.presence
+}
+
+// localOnline returns the names of the users online here, sorted. Callers hold r.mu.
+func (r *room) localOnline() []string {
 	online := make([]string, 0, len(r.users))
 	for name := range r.users {
 		online = append(online, name)
 	}
 	slices.Sort(online)
-	r.presence = encode(proto.Presence{Type: proto.TypePresence, Room: r.name, Online: online})
-	return r.presence
+	return online
+}
+
+// publishPresence publishes the users online here to the other nodes: if they changed since
+// the last time, or always with again. It reads them when its turn comes, so the last publish
+// carries the newest set whatever the order its callers came in.
+func (r *room) publishPresence(again bool) {
+	r.publishing.Lock()
+	defer r.publishing.Unlock()
+	r.mu.Lock()
+	if r.dead.Load() || !r.unpublished && !again {
+		r.mu.Unlock()
+		return // dropped: drop has published that nobody is left
+	}
+	r.unpublished = false
+	online := r.localOnline()
+	r.mu.Unlock()
+	r.h.presence.Publish(r.name, online)
+}
+
+// remotePresence takes another node's set of the room's online users (Presence.Subscribe).
+func (r *room) remotePresence(node string, online []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dead.Load() {
+		return
+	}
+	old, had := r.remote[node]
+	if len(online) == 0 {
+		if !had {
+			return
+		}
+		delete(r.remote, node)
+	} else {
+		r.remote[node] = remoteSet{online: online, at: time.Now()}
+		if had && slices.Equal(old.online, online) {
+			return // a refresh
+		}
+	}
+	r.changed(false)
+}
+
+// refresh publishes again the users online here, if any, so that the other nodes keep them,
+// and drops the sets of other nodes not refreshed within presenceTTLRefreshes periods: those
+// of a node that died. It runs every refresh period while the room is in memory.
+func (r *room) refresh() {
+	r.mu.Lock()
+	if r.dead.Load() {
+		r.mu.Unlock()
+		return
+	}
+	period := r.h.cfg.PresenceRefresh
+	for node, set := range r.remote {
+		if time.Since(set.at) > presenceTTLRefreshes*period {
+			delete(r.remote, node)
+			r.changed(false)
+		}
+	}
+	again := len(r.users) > 0
+	r.refresher.Reset(period)
+	r.mu.Unlock()
+	if again {
+		r.publishPresence(true)
+	}
 }
 
 // drop ends every membership and the room's subscription: the room is gone from the hub. With
@@ -280,9 +377,14 @@ func (r *room) drop(ifEmpty bool) bool {
 	if r.presenceTimer != nil {
 		r.presenceTimer.Stop()
 	}
+	r.refresher.Stop()
 	r.mu.Unlock()
-	// Outside r.mu: the broker holds its own lock while it delivers, which takes r.mu.
+	// Outside r.mu: the broker and the presence hold their own locks while they deliver, which
+	// take r.mu.
 	r.unsubscribe()
+	r.publishing.Lock()
+	r.h.presence.Publish(r.name, nil)
+	r.publishing.Unlock()
 	return true
 }
 

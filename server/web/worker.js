@@ -82,7 +82,8 @@ async function fromCache(key, request) {
 }
 
 // A click on a notification opens its room: in a tab of the app, which the page's own router
-// moves there (no reload), or else in a new window.
+// moves there (no reload), or else in a new window. The room opens even when the browser
+// refuses to focus the tab (it allows that only for a short while after the click).
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
   const path = (event.notification.data && event.notification.data.url) || "/";
@@ -91,8 +92,8 @@ self.addEventListener("notificationclick", (event) => {
       const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
       const client = windows.find((c) => new URL(c.url).origin === self.location.origin);
       if (client) {
-        await client.focus();
         client.postMessage({ type: "kaiwa.open", url: path });
+        await client.focus().catch(() => {});
         return;
       }
       await self.clients.openWindow(path);

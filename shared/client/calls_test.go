@@ -19,6 +19,7 @@ import (
 // TestCallsRefreshOnceAfterExpiry: API calls through the session after its access token
 // expired succeed, with one refresh for all of them, made while they wait.
 func TestCallsRefreshOnceAfterExpiry(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{AccessTTL: time.Second})
 	api, tb := register(t, ts.URL, "alice")
 	var refreshes atomic.Int32
@@ -65,6 +66,7 @@ func TestCallsRefreshOnceAfterExpiry(t *testing.T) {
 // TestLimitsFromProto: what the client knows the server would refuse, by shared/proto's rules,
 // fails at once with the server's error code, without a request (the server here is gone).
 func TestLimitsFromProto(t *testing.T) {
+	t.Parallel()
 	api := client.NewAPI("http://127.0.0.1:1", nil) // nothing listens there
 	sess := client.NewSession(api, client.Options{Token: &proto.TokenBody{AccessToken: "x", ExpiresIn: 600}})
 	ctx := context.Background()
@@ -105,6 +107,7 @@ func TestLimitsFromProto(t *testing.T) {
 // while another subscription and the Events channel are never read: the session never waits
 // for a consumer.
 func TestSubscriptionsPerRoom(t *testing.T) {
+	t.Parallel()
 	ts, st := startServer(t, server.Config{})
 	api, tb := register(t, ts.URL, "alice")
 	if _, err := st.CreateRoom("ops"); err != nil {
@@ -179,6 +182,7 @@ func TestSubscriptionsPerRoom(t *testing.T) {
 // TestUnknownFramesPassOn: a frame the session does not handle, even one whose fields do not
 // fit proto.Frame (an object where a name was), reaches subscribers as it was received.
 func TestUnknownFramesPassOn(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{})
 	p := startProxy(t, ts.Listener.Addr().String())
 	api := p.api()

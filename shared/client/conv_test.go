@@ -47,6 +47,7 @@ func unreadIs(sess *client.Session, room string, unread, mentions int) func() bo
 // clears the badge on the other, through the server's read frame; the marker is stored.
 // MarkRead called many times in a row sends few read frames, the last with the highest seq.
 func TestUnreadAcrossDevices(t *testing.T) {
+	t.Parallel()
 	ts, st := startServer(t, server.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -112,6 +113,7 @@ func TestUnreadAcrossDevices(t *testing.T) {
 // as messages of their own kind and seq, naming their target; they count as nothing unread.
 // The server's refusals (another's message, no such target, a deleted one) fail them.
 func TestEditAndDelete(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -191,6 +193,7 @@ func TestEditAndDelete(t *testing.T) {
 // A session started later lists and joins the rooms the user is a member of. A dm started by
 // another is joined alike.
 func TestRoomChanges(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -280,6 +283,7 @@ func TestRoomChanges(t *testing.T) {
 // TestMemberRoomsBeyondJoinBurst: a user who is a member of more rooms than the server takes
 // joins at once has every one of them joined, as the server's join rate allows.
 func TestMemberRoomsBeyondJoinBurst(t *testing.T) {
+	t.Parallel()
 	ts, st := startServer(t, server.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -313,6 +317,7 @@ func TestMemberRoomsBeyondJoinBurst(t *testing.T) {
 // leaves counts the session cannot work out alone (an edit among the messages above the new
 // marker counts as nothing): both of the user's sessions end with the server's exact counts.
 func TestReadBelowListedIsExact(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -343,6 +348,7 @@ func TestReadBelowListedIsExact(t *testing.T) {
 // TestUnreadExactThroughRotations: with 2 s access tokens, sockets are replaced every 1.5 s
 // while another user writes; the counts end exact, nothing counted twice or missed.
 func TestUnreadExactThroughRotations(t *testing.T) {
+	t.Parallel()
 	ts, st := startServer(t, server.Config{AccessTTL: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

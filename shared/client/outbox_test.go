@@ -29,6 +29,7 @@ func outboxEntry(sess *client.Session, id string) (client.Pending, bool) {
 // would refuse, become failed with their code and are not sent again; Retry sends a failed
 // one again, Discard removes one; every change is an EventOutbox.
 func TestOutboxFailedSends(t *testing.T) {
+	t.Parallel()
 	ts, st := startServer(t, server.Config{})
 	api, tb := register(t, ts.URL, "alice")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,6 +116,7 @@ func TestOutboxFailedSends(t *testing.T) {
 // on every tick), and is stored once when the server takes it. The refusals are made by a
 // proxy that turns the server's acks into error frames.
 func TestOutboxTransientRefusals(t *testing.T) {
+	t.Parallel()
 	for _, code := range []string{proto.CodeRateLimited, proto.CodeUnavailable} {
 		t.Run(code, func(t *testing.T) {
 			ts, st := startServer(t, server.Config{})

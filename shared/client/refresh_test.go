@@ -16,6 +16,7 @@ import (
 // TestSessionRefreshHook: a session given Options.Refresh refreshes only through it, from the
 // start (no token) and on its timer, and connects with what it returns.
 func TestSessionRefreshHook(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{AccessTTL: 2 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -29,6 +29,7 @@ func room(lastSeq, readSeq uint64, unread, mentions int) *proto.Room {
 // TestUnreadCounts: the counts a session keeps from room objects and the messages it sees are
 // those the server would answer (only counted up to what the session could know).
 func TestUnreadCounts(t *testing.T) {
+	t.Parallel()
 	edit := &proto.Message{Room: "r", Seq: 13, From: "bob", Kind: proto.KindEdit, Target: 11, Mentions: []string{"alice"}}
 	for _, tc := range []struct {
 		name  string
@@ -124,6 +125,7 @@ func TestUnreadCounts(t *testing.T) {
 // TestUnreadStopsAtMax: counts stop at proto.UnreadMax however many messages arrive, and stay
 // exact when the marker then moves into what was kept.
 func TestUnreadStopsAtMax(t *testing.T) {
+	t.Parallel()
 	s := NewSession(&API{}, Options{Token: &proto.TokenBody{User: proto.User{Name: "alice"}}})
 	s.mu.Lock()
 	s.seedLocked(*room(0, 0, 0, 0))
@@ -149,6 +151,7 @@ func TestUnreadStopsAtMax(t *testing.T) {
 // TestRoomListFromObjects: the room list holds the rooms the server described, newest first,
 // keeps last_ts live from messages, and drops a private room the user was removed from.
 func TestRoomListFromObjects(t *testing.T) {
+	t.Parallel()
 	s := NewSession(&API{}, Options{Token: &proto.TokenBody{User: proto.User{Name: "alice"}}})
 	t0 := time.Unix(1000, 0)
 	s.seed(

@@ -18,6 +18,7 @@ import (
 // buffer) return at once and are all delivered once Run starts; after Run has ended, every
 // method still returns.
 func TestSessionCallsNeverBlock(t *testing.T) {
+	t.Parallel()
 	ts, st := startServer(t, server.Config{})
 	api, tb := register(t, ts.URL, "alice")
 	sess := client.NewSession(api, client.Options{Token: &tb})
@@ -68,6 +69,7 @@ func TestSessionCallsNeverBlock(t *testing.T) {
 // sockets are replaced) and receives every message once, in order; the refused join is
 // reported once, not once per socket.
 func TestRefusedJoinKeepsMakeBeforeBreak(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{AccessTTL: 3 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -127,6 +129,7 @@ func TestRefusedJoinKeepsMakeBeforeBreak(t *testing.T) {
 // TestBackoffHoldsWhenSocketsDieAfterHello: a server whose every socket dies right after its
 // hello sees the session back off, not reconnect in a storm.
 func TestBackoffHoldsWhenSocketsDieAfterHello(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{})
 	p := startProxy(t, ts.Listener.Addr().String())
 	api, tb := register(t, p.URL(), "alice")
@@ -151,6 +154,7 @@ func TestBackoffHoldsWhenSocketsDieAfterHello(t *testing.T) {
 // closed), the session notices and leaves "connected"; Online brings it back at once once the
 // network is back, and Offline takes it offline until Online.
 func TestFrozenNetworkLeavesConnected(t *testing.T) {
+	t.Parallel()
 	ts, _ := startServer(t, server.Config{})
 	p := startProxy(t, ts.Listener.Addr().String())
 	api, tb := register(t, p.URL(), "alice")
@@ -188,6 +192,7 @@ func TestFrozenNetworkLeavesConnected(t *testing.T) {
 // Options: the session resumes each room after its last seq, sends what was pending (once:
 // a send that reached the server before is not stored again) and keeps what had failed.
 func TestSessionStartsFromOptions(t *testing.T) {
+	t.Parallel()
 	ts, st := startServer(t, server.Config{})
 	api, tb := register(t, ts.URL, "alice")
 	for i := range 3 {
@@ -241,6 +246,7 @@ func TestSessionStartsFromOptions(t *testing.T) {
 // opens a new socket on time, which takes over by make-before-break (no reconnect), and every
 // send, written to the stuck socket first, is stored once.
 func TestStuckSocketDoesNotStallSession(t *testing.T) {
+	t.Parallel()
 	ts, st := startServer(t, server.Config{AccessTTL: 4 * time.Second})
 	p := startProxy(t, ts.Listener.Addr().String())
 	api := p.api() // its HTTP calls go straight to the server: only the socket gets stuck

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,15 +24,31 @@ import (
 const StartTimeout = 60 * time.Second
 
 // Nodes starts n embedded NATS nodes forming one JetStream cluster (replicas n; n = 1: a single
-// node, not clustered) and returns them once the stream exists on it. They are shut down when the test ends.
+// node, not clustered) and returns them once the stream exists on it. They are shut down when
+// the test ends.
 func Nodes(tb testing.TB, n int) []*cluster.Node {
 	tb.Helper()
-	ports := freePorts(tb, n)
+	nodes, err := startNodes(tb.TempDir(), n)
+	for _, node := range nodes {
+		tb.Cleanup(node.Close)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return nodes
+}
+
+// startNodes starts n embedded nodes with their storage in dir; on an error, those started are
+// returned with it.
+func startNodes(dir string, n int) ([]*cluster.Node, error) {
+	ports, err := freePorts(n)
+	if err != nil {
+		return nil, err
+	}
 	var routes []string
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 	}
-	dir := tb.TempDir()
 	nodes := make([]*cluster.Node, n)
 	errs := make([]error, n)
 	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
@@ -49,15 +67,18 @@ func Nodes(tb testing.TB, n int) []*cluster.Node {
 		wg.Go(func() { nodes[i], errs[i] = cluster.Start(ctx, cfg) })
 	}
 	wg.Wait()
-	for i, node := range nodes {
+	var started []*cluster.Node
+	for _, node := range nodes {
 		if node != nil {
-			tb.Cleanup(node.Close)
-		}
-		if errs[i] != nil {
-			tb.Fatalf("node %d: %v", i, errs[i])
+			started = append(started, node)
 		}
 	}
-	return nodes
+	for i, err := range errs {
+		if err != nil {
+			return started, fmt.Errorf("node %d: %w", i, err)
+		}
+	}
+	return nodes, nil
 }
 
 // Engines opens one engine per node, concurrently, each over a new cache file in tb.TempDir().
@@ -91,22 +112,23 @@ func Open(node *cluster.Node, path string) (*cluster.Engine, error) {
 }
 
 // freePorts returns n loopback ports free a moment ago.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
+func freePorts(n int) ([]int, error) {
 	var ports []int
 	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		lns = append(lns, ln)
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
+	return ports, nil
 }
 
 // Server is a whole Kaiwa server of a cluster node, on a loopback port.
@@ -114,11 +136,15 @@ type Server struct {
 	*httptest.Server
 	Engine *cluster.Engine
 	Kaiwa  *server.Server
+	stop   func()
 }
 
-// Servers starts one Kaiwa server with cfg over each engine, with the node's Broker, serving as
-// `kaiwa serve` does.
-// They are stopped when the test ends.
+// Stop stops the server, then its engine and its NATS node, as if its process died: its sockets
+// are closed and what the node held in memory is lost. Calls after the first do nothing.
+func (s *Server) Stop() { s.stop() }
+
+// Servers starts one Kaiwa server with cfg over each engine, with its node's Broker and
+// Presence, serving as `kaiwa serve` does. They are stopped when the test ends.
 func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Server {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
@@ -128,9 +154,12 @@ func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Ser
 		if err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { broker.Close() })
+		presence, err := cluster.NewPresence(e.Node())
+		if err != nil {
+			tb.Fatal(err)
+		}
 		cfg := cfg
-		cfg.Broker = broker
+		cfg.Broker, cfg.Presence = broker, presence
 		srv, err := server.New(cfg, e, log)
 		if err != nil {
 			tb.Fatal(err)
@@ -144,11 +173,91 @@ func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Ser
 		ts.Listener = ln
 		ts.Config = server.HTTPServer("", srv.Handler(), log)
 		ts.Start()
-		tb.Cleanup(func() {
-			srv.Close()
-			ts.Close()
-		})
-		servers = append(servers, &Server{Server: ts, Engine: e, Kaiwa: srv})
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				srv.Close()
+				ts.Close()
+				broker.Close()
+				presence.Close()
+			})
+		}
+		tb.Cleanup(stop)
+		servers = append(servers, &Server{Server: ts, Engine: e, Kaiwa: srv, stop: func() {
+			// NATS first: a process that dies tells the other nodes nothing more.
+			e.Node().Close()
+			stop()
+			e.Close()
+		}})
 	}
 	return servers
+}
+
+// shared is the JetStream cluster that the tests of one test binary share (SharedURLs).
+var shared struct {
+	once  sync.Once
+	dir   string
+	nodes []*cluster.Node
+	urls  []string
+	err   error
+	next  atomic.Int64 // the last namespace handed out
+}
+
+// SharedURLs returns the client URLs of a three-node JetStream cluster that every test of the
+// binary shares: started by the first test that asks (forming it takes seconds), stopped by
+// StopShared, which the package's TestMain calls. Tests keep apart on it by namespace (Fresh).
+func SharedURLs(tb testing.TB) []string {
+	tb.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "kaiwa-clustertest-")
+		if shared.err != nil {
+			return
+		}
+		shared.nodes, shared.err = startNodes(shared.dir, 3)
+		for _, n := range shared.nodes {
+			shared.urls = append(shared.urls, n.ClientURL())
+		}
+	})
+	if shared.err != nil {
+		tb.Fatalf("shared cluster: %v", shared.err)
+	}
+	return shared.urls
+}
+
+// StopShared stops the shared cluster, if it was started, and removes its storage.
+func StopShared() {
+	for _, n := range shared.nodes {
+		n.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+}
+
+// Fresh starts three whole Kaiwa servers with cfg on the shared cluster, each connected to
+// another of its NATS nodes, in a namespace of their own whose stream (three replicas) is
+// deleted when the test ends.
+func Fresh(tb testing.TB, cfg server.Config) []*Server {
+	tb.Helper()
+	urls := SharedURLs(tb)
+	ns := fmt.Sprintf("test%d", shared.next.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	var nodes []*cluster.Node
+	for _, url := range urls {
+		n, err := cluster.Start(ctx, cluster.Config{URLs: []string{url}, Namespace: ns, Replicas: len(urls)})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(n.Close)
+		nodes = append(nodes, n)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := nodes[0].DeleteStream(ctx); err != nil {
+			tb.Logf("delete the stream of %s: %v", ns, err)
+		}
+	})
+	return Servers(tb, Engines(tb, nodes), cfg)
 }

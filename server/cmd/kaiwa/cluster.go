@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"time"
 
 	"kaiwa/server/cluster"
+	"kaiwa/server/store"
 )
 
 // clusterFlags are serve's cluster-mode flags (SPEC §8).
@@ -46,8 +50,9 @@ func (f *clusterFlags) check() error {
 }
 
 // open starts the node (waiting, until ctx ends, for a new cluster to elect its leader) and the
-// engine over the cache at dbPath.
-func (f *clusterFlags) open(ctx context.Context, dbPath string, log *slog.Logger) (*cluster.Node, *cluster.Engine, error) {
+// engine over the cache at dbPath, checked as -check says. A damaged cache is refused with the
+// way to rebuild it.
+func (f *clusterFlags) open(ctx context.Context, dbPath, check string, log *slog.Logger) (*cluster.Node, *cluster.Engine, error) {
 	dir := *f.dir
 	if dir == "" && *f.embed != "" {
 		dir = filepath.Join(filepath.Dir(dbPath), "nats")
@@ -62,10 +67,54 @@ func (f *clusterFlags) open(ctx context.Context, dbPath string, log *slog.Logger
 		return nil, nil, err
 	}
 	e, err := cluster.Open(ctx, node, dbPath, log)
+	if err == nil {
+		switch check {
+		case "full":
+			err = e.Check()
+		case "quick":
+			err = e.QuickCheck()
+		}
+		if err != nil {
+			e.Close()
+		}
+	}
+	if errors.Is(err, store.ErrCorrupt) {
+		err = fmt.Errorf("%w\n\n"+
+			"The cache %s of this cluster node is damaged; kaiwa will not serve from it.\n"+
+			"Stop kaiwa, move the file aside and start kaiwa again: the node rebuilds its cache\n"+
+			"from the cluster's stream.", err, dbPath)
+	}
 	if err != nil {
 		node.Close()
 		return nil, nil, err
 	}
 	log.Info("cluster_ready", slog.Uint64("applied", e.Applied()), slog.Uint64("resumed_from", e.ResumedFrom()))
 	return node, e, nil
+}
+
+// openClusterTool connects a command to the cluster at urls, through an engine over a cache of
+// its own in a temporary directory (filled from the whole stream), for a one-off change.
+func openClusterTool(urls []string) (*cluster.Engine, func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	node, err := cluster.Start(ctx, cluster.Config{URLs: urls})
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "kaiwa-tool-")
+	if err != nil {
+		node.Close()
+		return nil, nil, err
+	}
+	e, err := cluster.Open(ctx, node, filepath.Join(dir, "cache.db"), nil)
+	if err != nil {
+		node.Close()
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return e, func() {
+		e.Close()
+		node.Close()
+		os.RemoveAll(dir)
+	}, nil
 }

@@ -83,9 +83,10 @@ func serve(args []string, stderr io.Writer) error {
 	// a single process, the node's cache in cluster mode (where TLS material stays per node).
 	var st store.Engine
 	var local *store.Store
-	var broker hub.Broker // nil: one process
+	var broker hub.Broker     // nil: one process
+	var presence hub.Presence // nil: one process
 	if clf.on() {
-		node, e, err := clf.open(ctx, *dbPath, log)
+		node, e, err := clf.open(ctx, *dbPath, *check, log)
 		if err != nil {
 			return err
 		}
@@ -96,7 +97,12 @@ func serve(args []string, stderr io.Writer) error {
 			return err
 		}
 		defer b.Close()
-		st, local, broker = e, e.Store, b
+		p, err := cluster.NewPresence(node)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		st, local, broker, presence = e, e.Store, b, p
 	} else {
 		s, err := openChecked(*dbPath, *check, log)
 		if err != nil {
@@ -117,7 +123,7 @@ func serve(args []string, stderr io.Writer) error {
 	srv, err := server.New(server.Config{
 		AccessTTL: *accessTTL, RefreshTTL: *refreshTTL, Origins: splitList(*origins),
 		Registration: *registration == "open", SecureCookies: *secureCookies, IPConnLimit: *ipConnLimit,
-		UserConnLimit: *userConnLimit, RateLimitsOff: *rateLimits == "off", Setup: ts.setup, Broker: broker,
+		UserConnLimit: *userConnLimit, RateLimitsOff: *rateLimits == "off", Setup: ts.setup, Broker: broker, Presence: presence,
 	}, st, log)
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("kaiwa user "+sub, flag.ContinueOnError)
 	dbPath := fs.String("db", "data/kaiwa.db", "bbolt database file")
+	natsURLs := fs.String("nats", "", "cluster mode: comma-separated NATS URLs of the cluster (a node's -nats-embed address); the change goes through the cluster, and -db is not used")
 	var admin *bool
 	switch sub {
 	case "add":
@@ -44,11 +45,22 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(*dbPath)
-	if err != nil {
-		return err
+	var st store.Engine
+	if *natsURLs != "" {
+		e, closeEngine, err := openClusterTool(splitList(*natsURLs))
+		if err != nil {
+			return err
+		}
+		defer closeEngine()
+		st = e
+	} else {
+		s, err := store.Open(*dbPath)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		st = s
 	}
-	defer st.Close()
 	a, err := auth.New(st, auth.Config{})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package server_test
+package browser_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 // cookie, with access tokens of 3 s: the tabs refresh again and again, one after the other
 // (Web Locks), and both stay signed in and connected, each showing every message once.
 func TestBrowserTwoTabs(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	const ttl = 3 * time.Second
 	k := startRestartable(t, ttl)

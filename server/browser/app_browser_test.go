@@ -1,4 +1,4 @@
-package server_test
+package browser_test
 
 import (
 	"context"
@@ -94,6 +94,7 @@ func setComposer(t *testing.T, b *browser, text string) {
 // TestBrowserOneSessionPerTab walks from the room list through three rooms and back, by the
 // app's own links: the tab keeps one socket and one session the whole way.
 func TestBrowserOneSessionPerTab(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	k := startCountingKaiwa(t)
 	for _, name := range []string{"alpha", "beta", "gamma"} {
@@ -125,6 +126,7 @@ func TestBrowserOneSessionPerTab(t *testing.T) {
 // TestBrowserComposerKeepsDraft sends a message over the length limit: the error shows, and the
 // draft and the focus stay in the composer.
 func TestBrowserComposerKeepsDraft(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)
@@ -155,6 +157,7 @@ func TestBrowserComposerKeepsDraft(t *testing.T) {
 // newest message; scrolling to the top loads older messages by itself and keeps the message
 // that was at the top where it was; offline, the room opens at its newest saved message.
 func TestBrowserScrollBack(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	k := startRestartable(t, 10*time.Minute)
 	if _, err := k.st.CreateRoom("archive"); err != nil {
@@ -217,6 +220,7 @@ func goOffline(offline bool) chromedp.Action[chromedp.Void] {
 // TestBrowserNetworkGoesAway takes the network away under a connected room: the status leaves
 // "connected" within 10 s, and nobody is claimed to be online; it comes back with the network.
 func TestBrowserNetworkGoesAway(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)
@@ -237,6 +241,7 @@ func TestBrowserNetworkGoesAway(t *testing.T) {
 // TestBrowserNotFound opens pages that do not exist: each shows a not-found view inside the
 // app, with a link back to the rooms, and never a composer.
 func TestBrowserNotFound(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)
@@ -255,6 +260,7 @@ func TestBrowserNotFound(t *testing.T) {
 // TestBrowserAccessibility checks what assistive technology relies on: the logo, list
 // semantics under role="log", a skip link that moves focus, and focus on entering a room.
 func TestBrowserAccessibility(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)
@@ -281,6 +287,7 @@ func TestBrowserAccessibility(t *testing.T) {
 // TestBrowserPhone uses the room as a phone does: a narrow touch screen, where Enter starts a
 // new line and the button sends, the placeholder fits, and the way back is in the header.
 func TestBrowserPhone(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)
@@ -322,6 +329,7 @@ func TestBrowserPhone(t *testing.T) {
 // session it has no sign of, so the console stays free of errors; once signed in, a reload
 // still refreshes, and signing out makes the app quiet again.
 func TestBrowserSignedOutLoadIsQuiet(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	k := startCountingKaiwa(t)
 	b := newBrowser(t, chromium)
@@ -385,6 +393,7 @@ func TestBrowserSignedOutLoadIsQuiet(t *testing.T) {
 // TestBrowserCombiningMarks sends one letter with 3999 combining marks: its bubble keeps to
 // its own box, so it cannot draw over the messages around it.
 func TestBrowserCombiningMarks(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)
@@ -414,6 +423,7 @@ func TestBrowserCombiningMarks(t *testing.T) {
 // room that does not exist, one over the length limit. Both show as failed, stay failed (not
 // sent again) across reloads, and discarding removes them for good.
 func TestBrowserFailedSend(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)

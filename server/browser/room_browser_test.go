@@ -1,4 +1,4 @@
-package server_test
+package browser_test
 
 import (
 	"context"
@@ -199,6 +199,7 @@ func send(t *testing.T, b *browser, text string) {
 // several access-token rotations, a reload, a server that goes away and comes back over the
 // same database, and a message written offline that arrives once.
 func TestBrowserRoom(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	const ttl = 5 * time.Second
 	k := startRestartable(t, ttl)
@@ -388,7 +389,7 @@ func writeScreenshot(t *testing.T, b *browser) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join("testdata", "screenshot-room.png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join("..", "testdata", "screenshot-room.png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package server_test
+package browser_test
 
 import (
 	"context"
@@ -90,6 +90,7 @@ func spkiHash(k *tlsKaiwa) string {
 // installs, no notice about HTTPS is shown, a signed-in user chats over wss:// and stays signed
 // in across a reload, and with the server gone the app still loads.
 func TestBrowserTLSSelf(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	k := startTLSKaiwa(t)
 	b := &browser{ctx: browsertest.StartChromium(t, chromium,
@@ -152,6 +153,7 @@ func TestBrowserTLSSelf(t *testing.T) {
 // works, says once that installing and offline reading need HTTPS, links to /setup (the server
 // offers it), and remembers when the notice is dismissed.
 func TestBrowserInsecureNotice(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	a, err := tlsca.Open(storetest.Open(t), []string{testHost}, nil)
 	if err != nil {
@@ -209,6 +211,7 @@ func TestBrowserInsecureNotice(t *testing.T) {
 // the page counts as a secure context, yet the browser refuses the service worker, so the app
 // says that the certificate is not trusted and links to /setup.
 func TestBrowserUntrustedCertificateNotice(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	k := startTLSKaiwa(t)
 	b := &browser{ctx: browsertest.StartChromium(t, chromium,

@@ -1,4 +1,4 @@
-package server_test
+package browser_test
 
 import (
 	"context"
@@ -23,11 +23,13 @@ import (
 
 // The browser tests drive headless Chromium against a whole Kaiwa server, with the app.wasm
 // that `make wasm` built. Without Chromium or app.wasm they skip loudly, and fail when CI is set.
+// Each starts its own server and Chromium, so they run in parallel (t.Parallel) with each other
+// and with the package's other parallel tests.
 
 // requireBrowserPrereqs returns Chromium's path once it and app.wasm are there.
 func requireBrowserPrereqs(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join("..", "public", "web", "app.wasm")); err != nil {
+	if _, err := os.Stat(filepath.Join("..", "..", "public", "web", "app.wasm")); err != nil {
 		browsertest.NotRun(t, "public/web/app.wasm is not built; run make wasm (%v)", err)
 	}
 	return browsertest.Chromium(t)
@@ -57,10 +59,11 @@ func newBrowser(t *testing.T, execPath string) *browser {
 	return &browser{ctx: browsertest.StartChromium(t, execPath)}
 }
 
-// do runs steps within a deadline that covers loading and compiling app.wasm.
+// do runs steps within a deadline that covers loading and compiling app.wasm while other
+// browser tests, which run in parallel, do the same.
 func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 120*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -119,6 +122,7 @@ func selectText(selector string) chromedp.Action[chromedp.Void] {
 // that the signed-in view comes back without the login form ever appearing; then it signs out
 // and in again through the forms.
 func TestBrowserSessionSurvivesReload(t *testing.T) {
+	t.Parallel()
 	chromium := requireBrowserPrereqs(t)
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)
