@@ -66,14 +66,15 @@ func isAppliedSeq(path [][]byte, key []byte) bool {
 }
 
 // Restore writes entries as they are, in one transaction, creating the buckets on their paths
-// when missing; with reset it first empties the database down to the schema's empty buckets,
-// signing key and rooms included. An entry for the applied log position is skipped: a view
+// when missing; with reset it first empties the database down to the schema's empty buckets
+// and the signing key: rooms, users, the key that names dm rooms, all go. An entry for the applied log position is skipped: a view
 // from At records its own. The signing key in use becomes the one stored, if any. Restore
 // tells the Observer nothing: it is for a database nobody is connected to yet (a cluster that
 // imports a single-process database).
 func (s *Store) Restore(reset bool, entries []Raw) error {
 	err := s.update(func(tx *bolt.Tx) error {
 		if reset {
+			key := clone(tx.Bucket(bucketMeta).Get(keySigningKey))
 			var names [][]byte
 			if err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 				names = append(names, clone(name))
@@ -88,6 +89,11 @@ func (s *Store) Restore(reset bool, entries []Raw) error {
 			}
 			if err := createSchema(tx); err != nil {
 				return err
+			}
+			if key != nil {
+				if err := tx.Bucket(bucketMeta).Put(keySigningKey, key); err != nil {
+					return err
+				}
 			}
 		}
 		for _, e := range entries {

@@ -28,8 +28,21 @@ func dump(t *testing.T, st *store.Store) []store.Raw {
 	return entries
 }
 
+// stored returns the value of key in st's meta bucket, nil if none.
+func stored(t *testing.T, st *store.Store, key string) []byte {
+	t.Helper()
+	var v []byte
+	for _, r := range dump(t, st) {
+		if !r.Bucket && len(r.Path) == 1 && string(r.Path[0]) == "meta" && string(r.Key) == key {
+			v = r.Value
+		}
+	}
+	return v
+}
+
 // TestRestoreCopiesDumpExactly restores the dump of one database over another, already
-// initialised with its own key and rooms, and finds the same content, the same signing key,
+// initialised with its own key and rooms, and finds the same content (its reset kept only the
+// signing key), the same signing key,
 // the bucket sequences that number the next message and user, and the log position of the view.
 func TestRestoreCopiesDumpExactly(t *testing.T) {
 	src := openStore(t)
@@ -78,9 +91,16 @@ func TestRestoreCopiesDumpExactly(t *testing.T) {
 	if _, err := dst.CreateRoom("stale"); err != nil {
 		t.Fatal(err)
 	}
+	ownKey := bytes.Clone(dst.SigningKey())
 	view := dst.At(time.Now(), 7)
 	if err := view.Restore(true, want[:len(want)/2]); err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Equal(stored(t, dst, "signing_key"), ownKey) {
+		t.Error("a reset did not keep the signing key")
+	}
+	if stored(t, dst, "dm_key") != nil {
+		t.Error("a reset kept the key that names dm rooms")
 	}
 	if err := view.Restore(false, want[len(want)/2:]); err != nil {
 		t.Fatal(err)
