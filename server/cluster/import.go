@@ -150,14 +150,14 @@ func emptyCluster(ctx context.Context, node *Node) (uint64, error) {
 			return 1, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: its stream %s holds %d operations; import only into a cluster that has served nothing", ErrNotEmpty, StreamName, last)
+	return 0, fmt.Errorf("%w: its stream %s holds %d operations; import only into a cluster that has served nothing", ErrNotEmpty, node.streamName(), last)
 }
 
 // publishAfter stores data in the stream if its last seq is still last, and returns data's seq.
 func publishAfter(ctx context.Context, node *Node, data []byte, last uint64) (uint64, error) {
 	actx, cancel := context.WithTimeout(ctx, proposeTimeout)
 	defer cancel()
-	ack, err := node.js.Publish(actx, OpsSubject, data, jetstream.WithExpectLastSequence(last))
+	ack, err := node.js.Publish(actx, node.subject("ops"), data, jetstream.WithExpectLastSequence(last))
 	if err != nil {
 		return 0, fmt.Errorf("cluster: import: store a restore operation after seq %d: %w", last, err)
 	}
