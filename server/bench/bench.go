@@ -19,6 +19,9 @@ type Options struct {
 	Conns     int      // connections held; default 10 000
 	Soak      time.Duration
 	SoakUsers int
+	// Cluster runs the fan-out and durable-send scenarios against a 3-node cluster of `kaiwa
+	// serve` processes with embedded NATS nodes (kaiwa bench -nats) instead of one process.
+	Cluster bool
 	// Progress receives a line now and then while scenarios run; nil means none.
 	Progress io.Writer
 }
@@ -60,12 +63,16 @@ func Run(ctx context.Context, opts Options) ([]Row, error) {
 		}
 		opts.Binary = exe
 	}
+	have := Scenarios
+	if opts.Cluster {
+		have = clusterScenarios
+	}
 	if len(opts.Scenarios) == 0 {
-		opts.Scenarios = Scenarios
+		opts.Scenarios = have
 	}
 	for _, s := range opts.Scenarios {
-		if !slices.Contains(Scenarios, s) {
-			return nil, fmt.Errorf("bench: unknown scenario %q (have %s)", s, strings.Join(Scenarios, ", "))
+		if !slices.Contains(have, s) {
+			return nil, fmt.Errorf("bench: unknown scenario %q (have %s)", s, strings.Join(have, ", "))
 		}
 	}
 	if opts.Conns <= 0 {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,11 +23,20 @@ type server struct {
 	URL  string
 	dir  string
 	done chan error
+	wait time.Duration // for /healthz at start; 0: 15 s
+	// nodes, when set, are the processes of a cluster, and this server stands for them all
+	// (startCluster): it runs no process of its own.
+	nodes []*server
 }
 
 // startServer runs `bin serve` on a free loopback port with a new database and the given extra
 // flags, and waits until it answers /healthz.
 func startServer(ctx context.Context, bin string, flags ...string) (*server, error) {
+	return startServerWait(ctx, bin, 0, flags...)
+}
+
+// startServerWait is startServer waiting up to wait for /healthz (0: 15 s).
+func startServerWait(ctx context.Context, bin string, wait time.Duration, flags ...string) (*server, error) {
 	dir, err := os.MkdirTemp("", "kaiwa-bench-")
 	if err != nil {
 		return nil, err
@@ -39,7 +49,7 @@ func startServer(ctx context.Context, bin string, flags ...string) (*server, err
 	ln.Close()
 	args := append([]string{"serve", "-addr", addr, "-db", filepath.Join(dir, "kaiwa.db"),
 		"-ip-conn-limit", "0", "-user-conn-limit", "0", "-rate-limits", "off", "-log-format", "json", "-secure-cookies", "never"}, flags...)
-	s := &server{bin: bin, args: args, URL: "http://" + addr, dir: dir}
+	s := &server{bin: bin, args: args, URL: "http://" + addr, dir: dir, wait: wait}
 	if err := s.start(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -61,7 +71,8 @@ func (s *server) start(ctx context.Context) error {
 	}
 	s.cmd, s.done = cmd, make(chan error, 1)
 	go func() { s.done <- cmd.Wait(); logFile.Close() }()
-	deadline := time.Now().Add(15 * time.Second)
+	wait := cmp.Or(s.wait, 15*time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		resp, err := http.Get(s.URL + "/healthz")
 		if err == nil {
@@ -80,7 +91,7 @@ func (s *server) start(ctx context.Context) error {
 		}
 		if time.Now().After(deadline) {
 			s.halt()
-			return errors.New("bench: server did not answer /healthz within 15 s")
+			return fmt.Errorf("bench: server did not answer /healthz within %v (log: %s)", wait, filepath.Join(s.dir, "server.log"))
 		}
 	}
 }
@@ -108,6 +119,12 @@ func (s *server) rss() (uint64, error) {
 
 // halt ends the server process with SIGTERM, or SIGKILL after 10 s.
 func (s *server) halt() {
+	if len(s.nodes) > 0 {
+		for _, n := range s.nodes {
+			n.halt()
+		}
+		return
+	}
 	s.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-s.done:
@@ -119,13 +136,30 @@ func (s *server) halt() {
 
 // stop ends the server and removes its files.
 func (s *server) stop() {
+	if len(s.nodes) > 0 {
+		for _, n := range s.nodes {
+			n.stop()
+		}
+		return
+	}
 	s.halt()
 	os.RemoveAll(s.dir)
 }
 
 // cpu is the CPU time the server process has used so far (user + system), from /proc (Linux),
-// and whether it could be read.
+// and whether it could be read; for a cluster, its processes' together.
 func (s *server) cpu() (time.Duration, bool) {
+	if s != nil && len(s.nodes) > 0 {
+		var sum time.Duration
+		for _, n := range s.nodes {
+			d, ok := n.cpu()
+			if !ok {
+				return 0, false
+			}
+			sum += d
+		}
+		return sum, true
+	}
 	if s == nil || s.cmd == nil {
 		return 0, false
 	}

@@ -47,7 +47,7 @@ func connsScenario(ctx context.Context, e *env) error {
 	start := time.Now()
 	var hellos atomic.Int64
 	err = parallel(ctx, n, 64, func(i int) error {
-		m, err := dial(ctx, srv.URL, tokens[i%len(tokens)])
+		m, err := dial(ctx, srv.url(i), tokens[i%len(tokens)])
 		if err != nil {
 			return err
 		}
@@ -116,7 +116,7 @@ func newRoomLoad(ctx context.Context, e *env, srv *server, prefix string, rooms,
 	}
 	var joined atomic.Int64
 	err := parallel(ctx, len(l.all), 64, func(i int) error {
-		m, err := dial(ctx, srv.URL, tokens[i%len(tokens)])
+		m, err := dial(ctx, srv.url(i), tokens[i%len(tokens)])
 		if err != nil {
 			return err
 		}
@@ -260,19 +260,22 @@ func (l *roomLoad) cpuFigures(figures map[string]float64) string {
 // fanoutScenario: the loopback floor of the 20×100 shape, then 20 rooms × 100 members at 500
 // publishes/s, then 100 rooms × 100 members with the publish rate swept up until the server
 // saturates.
+// A cluster run has the 20×100 step alone: the floor is the machine's, not the server's.
 func fanoutScenario(ctx context.Context, e *env) error {
-	floorRate, floorLat, floorCPU, err := loopbackFloor(ctx, 20, 100, 500, 2*time.Second, 10*time.Second)
-	if err != nil {
-		return err
+	if !e.Cluster {
+		floorRate, floorLat, floorCPU, err := loopbackFloor(ctx, 20, 100, 500, 2*time.Second, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		e.add(Row{
+			Scenario: "loopback floor 20×100",
+			Result: fmt.Sprintf("plain TCP, no WebSocket, JSON or storage, both ends in one process: %.0f deliveries/s: %s; CPU %s per delivery",
+				floorRate, latencyFigures(floorLat), cpuText(floorCPU)),
+			Target:  "none: what this machine allows the fan-out shape",
+			Figures: withLatency(floorLat, addCPU(map[string]float64{"deliveries_per_s": floorRate}, "cpu_us_per_delivery", floorCPU)),
+		})
 	}
-	e.add(Row{
-		Scenario: "loopback floor 20×100",
-		Result: fmt.Sprintf("plain TCP, no WebSocket, JSON or storage, both ends in one process: %.0f deliveries/s: %s; CPU %s per delivery",
-			floorRate, latencyFigures(floorLat), cpuText(floorCPU)),
-		Target:  "none: what this machine allows the fan-out shape",
-		Figures: withLatency(floorLat, addCPU(map[string]float64{"deliveries_per_s": floorRate}, "cpu_us_per_delivery", floorCPU)),
-	})
-	srv, err := startServer(ctx, e.Binary)
+	srv, err := e.startTarget(ctx)
 	if err != nil {
 		return err
 	}
@@ -289,11 +292,14 @@ func fanoutScenario(ctx context.Context, e *env) error {
 	small.close()
 	figures := withLatency(h, map[string]float64{"deliveries_per_s": rate})
 	e.add(Row{
-		Scenario: "fan-out 20×100",
+		Scenario: e.label("fan-out 20×100"),
 		Result:   fmt.Sprintf("500 publishes/s → %.0f deliveries/s: %s (%s); %s", rate, latencyFigures(h), h, small.cpuFigures(figures)),
 		Target:   "beat 3.1 ms p50, 21.7 ms p99 at 49 600/s",
 		Figures:  figures,
 	})
+	if e.Cluster {
+		return nil
+	}
 	big, err := newRoomLoad(ctx, e, srv, "big", 100, 100, tokens)
 	if err != nil {
 		return err
@@ -317,8 +323,9 @@ func fanoutScenario(ctx context.Context, e *env) error {
 }
 
 // durableScenario: many senders, every ack after the fsync; and beside it one commit per message.
+// A cluster run leaves out the one-commit-per-message baseline, which is the single process's.
 func durableScenario(ctx context.Context, e *env) error {
-	srv, err := startServer(ctx, e.Binary)
+	srv, err := e.startTarget(ctx)
 	if err != nil {
 		return err
 	}
@@ -347,7 +354,7 @@ func durableScenario(ctx context.Context, e *env) error {
 		}
 	}
 	err = parallel(ctx, senders, 64, func(i int) error {
-		m, err := dial(ctx, srv.URL, tokens[i%len(tokens)])
+		m, err := dial(ctx, srv.url(i), tokens[i%len(tokens)])
 		if err != nil {
 			return err
 		}
@@ -409,22 +416,27 @@ func durableScenario(ctx context.Context, e *env) error {
 		results = append(results, result{offered, rate, lat})
 	}
 
-	single, err := oneCommitPerMessage(ctx)
-	if err != nil {
-		return err
+	var single float64
+	if !e.Cluster {
+		if single, err = oneCommitPerMessage(ctx); err != nil {
+			return err
+		}
 	}
 	for i, r := range results {
+		figures := map[string]float64{"acked_per_s": r.acked, "p50_ms": msf(r.lat.quantile(.5)), "p99_ms": msf(r.lat.quantile(.99))}
+		if !e.Cluster {
+			figures["one_commit_per_message_per_s"] = single
+		}
 		baseline := ""
-		if i == 0 {
+		if i == 0 && !e.Cluster {
 			baseline = fmt.Sprintf(" (one commit per message: %.0f/s)", single)
 		}
 		e.add(Row{
-			Scenario: fmt.Sprintf("durable sends @%.0f/s", r.offered),
+			Scenario: e.label(fmt.Sprintf("durable sends @%.0f/s", r.offered)),
 			Result: fmt.Sprintf("%d senders in %d rooms: %.0f acked/s, ack p50 %s, p99 %s (%s)%s",
 				senders, rooms, r.acked, ms(r.lat.quantile(.5)), ms(r.lat.quantile(.99)), r.lat, baseline),
-			Target: "≥ 5 000 acked/s with p99 ≤ 30 ms",
-			Figures: map[string]float64{"acked_per_s": r.acked, "p50_ms": msf(r.lat.quantile(.5)), "p99_ms": msf(r.lat.quantile(.99)),
-				"one_commit_per_message_per_s": single},
+			Target:  "≥ 5 000 acked/s with p99 ≤ 30 ms",
+			Figures: figures,
 		})
 	}
 	return nil

@@ -126,6 +126,9 @@ var appliers = map[string]func(st *store.Store, raw json.RawMessage) (any, error
 	kindDeleteCert: decoded(func(st *store.Store, a certArgs) (any, error) {
 		return nil, st.DeleteCert(a.Key)
 	}),
+	kindRestore: decoded(func(st *store.Store, a restoreArgs) (any, error) {
+		return nil, st.Restore(a.Reset, a.Entries)
+	}),
 }
 
 // decoded adapts an applier of typed arguments; arguments that do not decode are ErrBadOp on

@@ -5,6 +5,7 @@
 //	kaiwa user passwd NAME         set a password; signs the user out everywhere
 //	kaiwa backup -server URL -user NAME -o FILE
 //	kaiwa key rotate               new signing key: voids every access token, keeps sessions
+//	kaiwa import -nats URL -db FILE   copy a single-process database into an empty cluster
 //	kaiwa version
 //
 // Every flag has an environment twin: -access-ttl ↔ KAIWA_ACCESS_TTL. A flag wins over its twin.
@@ -45,6 +46,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = key(args, stdout, stderr)
 	case "bench":
 		err = benchCmd(args, stdout, stderr)
+	case "import":
+		err = importCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "kaiwa", version)
 	case "help", "-h", "-help", "--help":
@@ -72,8 +75,11 @@ const usage = `Usage:
                                      save a consistent copy of a running server's database
   kaiwa key rotate                   replace the access-token signing key (server stopped):
                                      every access token is void, sessions refresh silently
-  kaiwa bench [-scenario LIST] [-json] [-o FILE]
+  kaiwa import -nats URL -db FILE    copy a single-process database (server stopped) into an
+                                     empty cluster; "kaiwa import -h" says what empty means
+  kaiwa bench [-scenario LIST] [-nats] [-json] [-o FILE]
                                      run the benchmarks against a server it starts
+                                     (-nats: fanout and durable on a 3-node cluster)
   kaiwa version                      print the version
 
 Run "kaiwa serve -h" for the server's flags. Every flag has an environment twin:
