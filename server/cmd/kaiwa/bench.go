@@ -31,7 +31,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	nats := fs.Bool("nats", false, "run fanout and durable against a 3-node cluster: three kaiwa serve processes with embedded NATS nodes on loopback")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	out := fs.String("o", "", "also write the table, with the command, machine and date, into this Markdown file (between its bench markers)")
-	rest, err := parseFlags(fs, args, stderr)
+	// The bench takes no environment twins: a machine that runs a cluster node has KAIWA_NATS
+	// set to URLs, which is not what the bench's -nats means.
+	fs.SetOutput(stderr)
+	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,12 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, er
 	if envErr != nil {
 		return nil, envErr
 	}
+	return parseArgs(fs, args)
+}
+
+// parseArgs parses args into fs without environment twins: flags may stand before and after
+// positional arguments, which are returned in order.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
