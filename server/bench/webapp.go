@@ -250,8 +250,8 @@ func startupRun(ctx context.Context, base string) (startupRound, error) {
 		}
 	}
 	// Warm: the worker of the last load installs and fills its cache; one visit more, which
-	// stays open a few seconds as a person's would, lets it control the page and the browser
-	// keep the compiled app.wasm (it writes its code cache once the module has run a while).
+	// stays open a few seconds as a person's would (the browser may write its compiled-code
+	// cache of app.wasm meanwhile), lets it control the page.
 	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`navigator.serviceWorker.ready.then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {
 		return round, fmt.Errorf("webapp: service worker: %w", err)
 	}

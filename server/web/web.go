@@ -221,8 +221,9 @@ func generatedAssets(pages http.Handler) (map[string]*asset, error) {
 const goappWasmFetch = `fetchWithProgress("/web/app.wasm", showProgress)`
 
 // streamWasm makes app.js hand the browser's own response for app.wasm to
-// WebAssembly.instantiateStreaming, so a returning visit, served from the service worker's
-// cache, can start from the compiled code the browser kept.
+// WebAssembly.instantiateStreaming: no script touches the bytes on the way, and the module may
+// be taken from the browser's code cache. Chromium writes that cache only once enough of the
+// module has been optimised, which Kaiwa's loads have not been seen to reach (BENCHMARKS.md).
 func streamWasm(appJS []byte) ([]byte, error) {
 	if !bytes.Contains(appJS, []byte(goappWasmFetch)) {
 		return nil, errors.New("web: go-app's app.js no longer fetches app.wasm as expected")
