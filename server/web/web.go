@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -101,7 +102,9 @@ func newHandler(root fs.FS, logger *slog.Logger) (*handler, error) {
 		Lang:            "en",
 		ThemeColor:      themeColor,
 		BackgroundColor: backgroundColor,
-		LoadingLabel:    "Loading Kaiwa… {progress}%",
+		// No percentage: app.js hands the browser's own response to the compiler (see
+		// streamWasm), so nothing counts the bytes.
+		LoadingLabel: "Loading Kaiwa…",
 		Icon: goapp.Icon{
 			Default:  "/web/icon-192.png",
 			Large:    "/web/icon-512.png",
@@ -198,9 +201,34 @@ func generatedAssets(pages http.Handler) (map[string]*asset, error) {
 		if rec.status != http.StatusOK {
 			return nil, fmt.Errorf("web: go-app answers %s with %d", p, rec.status)
 		}
-		out[p] = newAsset(p, rec.body.Bytes())
+		body := rec.body.Bytes()
+		if p == "/app.js" {
+			streamed, err := streamWasm(body)
+			if err != nil {
+				return nil, err
+			}
+			body = streamed
+		}
+		out[p] = newAsset(p, body)
 	}
 	return out, nil
+}
+
+// goappWasmFetch is how go-app's app.js fetches app.wasm: into a Response of its own making,
+// which counts the bytes for a progress label. That Response has no URL, so the browser can
+// neither keep the compiled module in its code cache nor take it from there, and every load
+// compiles the whole module again; its byte counting also runs on the page's main thread.
+const goappWasmFetch = `fetchWithProgress("/web/app.wasm", showProgress)`
+
+// streamWasm makes app.js hand the browser's own response for app.wasm to
+// WebAssembly.instantiateStreaming: no script touches the bytes on the way, and the module may
+// be taken from the browser's code cache. Chromium writes that cache only once enough of the
+// module has been optimised, which Kaiwa's loads have not been seen to reach (BENCHMARKS.md).
+func streamWasm(appJS []byte) ([]byte, error) {
+	if !bytes.Contains(appJS, []byte(goappWasmFetch)) {
+		return nil, errors.New("web: go-app's app.js no longer fetches app.wasm as expected")
+	}
+	return bytes.Replace(appJS, []byte(goappWasmFetch), []byte(`fetch("/web/app.wasm")`), 1), nil
 }
 
 // recorder keeps what a handler writes, to be looked at before it is sent.

@@ -532,3 +532,18 @@ func luminance(t *testing.T, hex string) float64 {
 	}
 	return float64(r+g+b) / (3 * 255)
 }
+
+// TestWasmStreamedFromFetch checks that app.js compiles app.wasm from the browser's own response
+// to its fetch, the one the browser can keep compiled code for, and not from a Response made in
+// the script.
+func TestWasmStreamedFromFetch(t *testing.T) {
+	h, err := newHandler(fakeRoot(t, []byte("\x00asm")), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, testServer(t, h), "/app.js", nil)
+	call := regexp.MustCompile(`instantiateStreaming\(\s*fetch\("/web/app.wasm"\),\s*go.importObject\s*\)`)
+	if !call.Match(body) {
+		t.Errorf("app.js does not compile the fetched app.wasm directly:\n%s", body)
+	}
+}
