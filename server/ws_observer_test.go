@@ -15,6 +15,7 @@ import (
 // applies those of other nodes, reach the open sockets exactly as those asked of this server:
 // the hub hears of them from the store, not from the handlers.
 func TestWSChangesFromTheStore(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	aliceID, aliceToken := ts.user(t, "alice")
 	bobID, bobToken := ts.user(t, "bob")

@@ -37,6 +37,7 @@ func (s *socket) awaitOnline(room string, want ...string) {
 // member sees the users online on either node; the users of a node that stops refreshing its
 // set (a node that died) go offline; a user who leaves one node goes offline on the other.
 func TestPresenceAcrossNodes(t *testing.T) {
+	t.Parallel()
 	bus := hub.NewLocalPresence()
 	// Longer than the presence frames' coalescing (a second): a set lives three periods.
 	const refresh = time.Second
