@@ -19,12 +19,15 @@ type Options struct {
 	Conns     int      // connections held; default 10 000
 	Soak      time.Duration
 	SoakUsers int
+	// Peer is the path of a Centrifugo binary the peer scenario compares Kaiwa with; without
+	// it that scenario is skipped.
+	Peer string
 	// Progress receives a line now and then while scenarios run; nil means none.
 	Progress io.Writer
 }
 
 // Scenarios lists every scenario in the order they run.
-var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "rooms", "logins", "soak", "webapp"}
+var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "rooms", "logins", "soak", "webapp", "peer"}
 
 // Row is one line of the results table.
 type Row struct {
@@ -84,6 +87,7 @@ func Run(ctx context.Context, opts Options) ([]Row, error) {
 	run := map[string]func(context.Context, *env) error{
 		"conns": connsScenario, "fanout": fanoutScenario, "churn": churnScenario, "durable": durableScenario,
 		"history": historyScenario, "rooms": roomsScenario, "logins": loginsScenario, "soak": soakScenario, "webapp": webappScenario,
+		"peer": peerScenario,
 	}
 	for _, name := range opts.Scenarios {
 		start := time.Now()

@@ -28,6 +28,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	conns := fs.Int("conns", 10_000, "idle connections held in the conns scenario")
 	soak := fs.Duration("soak", 2*time.Minute, "length of the token-rotation soak")
 	soakUsers := fs.Int("soak-users", 1000, "client sessions in the soak")
+	peer := fs.String("peer", "", "path of a Centrifugo binary: the peer scenario runs the fan-out against it and Kaiwa in alternating rounds")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	out := fs.String("o", "", "also write the table, with the command, machine and date, into this Markdown file (between its bench markers)")
 	rest, err := parseFlags(fs, args, stderr)
@@ -37,7 +38,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
 	}
-	opts := bench.Options{Conns: *conns, Soak: *soak, SoakUsers: *soakUsers, Progress: stderr}
+	opts := bench.Options{Conns: *conns, Soak: *soak, SoakUsers: *soakUsers, Peer: *peer, Progress: stderr}
 	if *scenarios != "all" {
 		opts.Scenarios = strings.Split(*scenarios, ",")
 	}

@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// peerRounds is how many alternating rounds the peer scenario runs: one system's step, then the
+// other's, so that a burst of work from elsewhere on a shared machine falls on both.
+const peerRounds = 3
+
+// peerScenario runs the 20 rooms × 100 members fan-out against Kaiwa and against the peer
+// (Options.Peer) side by side, both up at once with their sockets connected, in alternating
+// rounds at 500 publishes/s (~50 000 deliveries/s) and twice that. Only the ratios mean
+// something on a shared machine: each row gives both systems' latencies and their ratio.
+func peerScenario(ctx context.Context, e *env) error {
+	if e.Peer == "" {
+		e.progress("peer: skipped (no -peer binary given)")
+		return nil
+	}
+	srv, err := startServer(ctx, e.Binary)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	tokens, err := users(ctx, srv.URL, "side", 100)
+	if err != nil {
+		return err
+	}
+	kaiwa, err := newRoomLoad(ctx, e, srv, "side", 20, 100, tokens)
+	if err != nil {
+		return err
+	}
+	defer kaiwa.close()
+	peerSrv, err := startPeer(ctx, e.Peer)
+	if err != nil {
+		return err
+	}
+	defer peerSrv.stop()
+	peer, err := newPeerLoad(ctx, e, peerSrv, 20, 100)
+	if err != nil {
+		return err
+	}
+	defer peer.close()
+
+	type side struct {
+		name  string
+		load  *roomLoad
+		lat   windows
+		rates []float64
+		p50s  []time.Duration
+		p99s  []time.Duration
+		cpus  []time.Duration
+	}
+	for _, publishes := range []float64{500, 1000} {
+		sides := []*side{{name: "Kaiwa", load: kaiwa}, {name: "Centrifugo", load: peer}}
+		for round := range peerRounds {
+			order := sides
+			if round%2 == 1 {
+				order = []*side{sides[1], sides[0]}
+			}
+			for _, s := range order {
+				rate, lat := s.load.step(ctx, publishes, 2*time.Second, 2*time.Second, 5)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s.lat = append(s.lat, lat...)
+				s.rates = append(s.rates, rate)
+				s.p50s = append(s.p50s, lat.quantile(.5))
+				s.p99s = append(s.p99s, lat.quantile(.99))
+				s.cpus = append(s.cpus, s.load.cpuPerDelivery)
+				e.progress("peer: %.0f publishes/s round %d %s: %.0f deliveries/s, %s", publishes, round+1, s.name, rate, latencyFigures(lat))
+			}
+		}
+		k, c := sides[0], sides[1]
+		ratio := func(a, b time.Duration) float64 { return float64(a) / float64(max(b, time.Microsecond)) }
+		var rounds []string
+		for i := range peerRounds {
+			rounds = append(rounds, fmt.Sprintf("p50 %.2f× p99 %.2f×", ratio(k.p50s[i], c.p50s[i]), ratio(k.p99s[i], c.p99s[i])))
+		}
+		figures := map[string]float64{
+			"kaiwa_p50_ms": msf(k.lat.quantile(.5)), "kaiwa_p99_ms": msf(k.lat.quantile(.99)),
+			"peer_p50_ms": msf(c.lat.quantile(.5)), "peer_p99_ms": msf(c.lat.quantile(.99)),
+			"p50_ratio": ratio(k.lat.quantile(.5), c.lat.quantile(.5)), "p99_ratio": ratio(k.lat.quantile(.99), c.lat.quantile(.99)),
+			"kaiwa_deliveries_per_s": mean(k.rates), "peer_deliveries_per_s": mean(c.rates),
+		}
+		addCPU(figures, "kaiwa_cpu_us_per_delivery", meanDuration(k.cpus))
+		addCPU(figures, "peer_cpu_us_per_delivery", meanDuration(c.cpus))
+		e.add(Row{
+			Scenario: fmt.Sprintf("side by side 20×100 @%.0f/s", publishes),
+			Result: fmt.Sprintf("Kaiwa %.0f deliveries/s p50 %s p99 %s (server CPU %s/delivery); Centrifugo %.0f deliveries/s p50 %s p99 %s (%s/delivery): Kaiwa/Centrifugo p50 %.2f×, p99 %.2f× (%d alternating rounds, median of %d windows each; per round %s)",
+				mean(k.rates), ms(k.lat.quantile(.5)), ms(k.lat.quantile(.99)), cpuText(meanDuration(k.cpus)),
+				mean(c.rates), ms(c.lat.quantile(.5)), ms(c.lat.quantile(.99)), cpuText(meanDuration(c.cpus)),
+				figures["p50_ratio"], figures["p99_ratio"], peerRounds, len(k.lat), strings.Join(rounds, "; ")),
+			Target:  "ratios ≤ 1× on p50 and p99, every Kaiwa message on disk before delivery",
+			Figures: figures,
+		})
+	}
+	return nil
+}
+
+func mean(v []float64) float64 {
+	var sum float64
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(max(len(v), 1))
+}
+
+// meanDuration is the mean of CPU figures, or notMeasured if any is.
+func meanDuration(v []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range v {
+		if d == notMeasured {
+			return notMeasured
+		}
+		sum += d
+	}
+	return sum / time.Duration(max(len(v), 1))
+}
