@@ -27,7 +27,7 @@ type Options struct {
 }
 
 // Scenarios lists every scenario in the order they run.
-var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "rooms", "logins", "soak", "webapp", "peer"}
+var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "rooms", "logins", "soak", "webapp", "stages", "peer"}
 
 // Row is one line of the results table.
 type Row struct {
@@ -87,7 +87,7 @@ func Run(ctx context.Context, opts Options) ([]Row, error) {
 	run := map[string]func(context.Context, *env) error{
 		"conns": connsScenario, "fanout": fanoutScenario, "churn": churnScenario, "durable": durableScenario,
 		"history": historyScenario, "rooms": roomsScenario, "logins": loginsScenario, "soak": soakScenario, "webapp": webappScenario,
-		"peer": peerScenario,
+		"stages": stagesScenario, "peer": peerScenario,
 	}
 	for _, name := range opts.Scenarios {
 		start := time.Now()

@@ -56,15 +56,29 @@ func peerScenario(ctx context.Context, e *env) error {
 	}
 	for _, publishes := range []float64{500, 1000} {
 		sides := []*side{{name: "Kaiwa", load: kaiwa}, {name: "Centrifugo", load: peer}}
+		stages := stageCounts{}
 		for round := range peerRounds {
 			order := sides
 			if round%2 == 1 {
 				order = []*side{sides[1], sides[0]}
 			}
 			for _, s := range order {
+				var before stageCounts
+				if s.load == kaiwa {
+					if before, err = scrapeStages(ctx, srv.URL); err != nil {
+						return err
+					}
+				}
 				rate, lat := s.load.step(ctx, publishes, 2*time.Second, 2*time.Second, 5)
 				if ctx.Err() != nil {
 					return ctx.Err()
+				}
+				if s.load == kaiwa {
+					after, err := scrapeStages(ctx, srv.URL)
+					if err != nil {
+						return err
+					}
+					stages.add(after.since(before))
 				}
 				s.lat = append(s.lat, lat...)
 				s.rates = append(s.rates, rate)
@@ -97,6 +111,54 @@ func peerScenario(ctx context.Context, e *env) error {
 			Target:  "ratios ≤ 1× on p50 and p99, every Kaiwa message on disk before delivery",
 			Figures: figures,
 		})
+		e.add(stagesRow(publishes, stages))
+	}
+	return nil
+}
+
+// stagesRow says where a Kaiwa message waited at a publish rate, stage by stage.
+func stagesRow(publishes float64, stages stageCounts) Row {
+	return Row{
+		Scenario: fmt.Sprintf("where a message waits 20×100 @%.0f/s", publishes),
+		Result:   "Kaiwa, from the server's kaiwa_fanout_stage_seconds: " + stages.String(),
+		Target:   "none: the breakdown of the fan-out latency",
+		Figures:  stages.figures(map[string]float64{}),
+	}
+}
+
+// stagesScenario runs the 20 rooms × 100 members fan-out against Kaiwa alone at 500 and 1000
+// publishes/s and says where a message waits, stage by stage, beside the latency the members
+// see.
+func stagesScenario(ctx context.Context, e *env) error {
+	srv, err := startServer(ctx, e.Binary)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	tokens, err := users(ctx, srv.URL, "stage", 100)
+	if err != nil {
+		return err
+	}
+	load, err := newRoomLoad(ctx, e, srv, "stage", 20, 100, tokens)
+	if err != nil {
+		return err
+	}
+	defer load.close()
+	for _, publishes := range []float64{500, 1000} {
+		before, err := scrapeStages(ctx, srv.URL)
+		if err != nil {
+			return err
+		}
+		rate, lat := load.step(ctx, publishes, 2*time.Second, 2*time.Second, 5)
+		after, err := scrapeStages(ctx, srv.URL)
+		if err != nil {
+			return err
+		}
+		row := stagesRow(publishes, after.since(before))
+		row.Result += fmt.Sprintf("; members saw %.0f deliveries/s, %s", rate, latencyFigures(lat))
+		row.Figures = withLatency(lat, row.Figures)
+		row.Figures["deliveries_per_s"] = rate
+		e.add(row)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ type outbox struct {
 	writing bool           // a writer goroutine is running
 	space   chan struct{}  // holds a token after the writer took frames
 	rooms   map[string]int // room → index in frames of its unsent presence frame
+	since   time.Time      // when the oldest stamped frame waiting was queued; zero if none
 }
 
 func newOutbox(startWriter func()) *outbox {
@@ -40,12 +41,17 @@ func newOutbox(startWriter func()) *outbox {
 }
 
 // offer queues a frame that can be had again from storage (a room's message) or that may be
-// lost (typing), and reports false when the outbox is past its soft limits.
-func (o *outbox) offer(frame []byte) bool {
+// lost (typing), and reports false when the outbox is past its soft limits. at, when not zero,
+// is when the frame was queued (one clock reading for all of a message's members): the writer
+// measures its wake-up from the oldest such stamp waiting.
+func (o *outbox) offer(frame []byte, at time.Time) bool {
 	o.mu.Lock()
 	if len(o.frames) >= outboxSoftFrames || o.bytes+len(frame) > outboxSoftBytes {
 		o.mu.Unlock()
 		return false
+	}
+	if o.since.IsZero() {
+		o.since = at
 	}
 	o.add(frame)
 	return true
@@ -113,19 +119,20 @@ func (o *outbox) pushPaced(ctx context.Context, frame []byte) error {
 	}
 }
 
-// take removes and returns every queued frame. When there are none it returns nil and the
-// calling writer must end: the next push starts a new one.
-func (o *outbox) take() [][]byte {
+// take removes and returns every queued frame, and when the oldest stamped one was queued
+// (zero if none was). When there are none it returns nil and the calling writer must end: the
+// next push starts a new one.
+func (o *outbox) take() ([][]byte, time.Time) {
 	o.mu.Lock()
-	frames := o.frames
-	o.frames, o.bytes = nil, 0
+	frames, since := o.frames, o.since
+	o.frames, o.bytes, o.since = nil, 0, time.Time{}
 	clear(o.rooms)
 	if len(frames) == 0 {
 		o.writing = false
 	}
 	o.mu.Unlock()
 	signal(o.space)
-	return frames
+	return frames, since
 }
 
 // busy reports whether frames wait or are being written.
