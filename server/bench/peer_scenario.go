@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"time"
 )
@@ -34,14 +36,30 @@ func peerScenario(ctx context.Context, e *env) error {
 		return err
 	}
 	defer kaiwa.close()
-	peerSrv, err := startPeer(ctx, e.Peer)
-	if err != nil {
-		return err
-	}
-	defer peerSrv.stop()
-	peer, err := newPeerLoad(ctx, e, peerSrv, 20, 100)
-	if err != nil {
-		return err
+	// A Kaiwa binary as the peer (another build, for an A/B of a change) is driven as Kaiwa is.
+	peerName, peerSrv, peer := "Centrifugo", (*server)(nil), (*roomLoad)(nil)
+	if out, err := exec.CommandContext(ctx, e.Peer, "version").Output(); err == nil && bytes.HasPrefix(out, []byte("kaiwa ")) {
+		peerName = "peer Kaiwa"
+		if peerSrv, err = startServer(ctx, e.Peer); err != nil {
+			return err
+		}
+		defer peerSrv.stop()
+		peerTokens, err := users(ctx, peerSrv.URL, "side", 100)
+		if err != nil {
+			return err
+		}
+		peer, err = newRoomLoad(ctx, e, peerSrv, "side", 20, 100, peerTokens)
+		if err != nil {
+			return err
+		}
+	} else {
+		if peerSrv, err = startPeer(ctx, e.Peer); err != nil {
+			return err
+		}
+		defer peerSrv.stop()
+		if peer, err = newPeerLoad(ctx, e, peerSrv, 20, 100); err != nil {
+			return err
+		}
 	}
 	defer peer.close()
 
@@ -55,7 +73,7 @@ func peerScenario(ctx context.Context, e *env) error {
 		cpus  []time.Duration
 	}
 	for _, publishes := range []float64{500, 1000} {
-		sides := []*side{{name: "Kaiwa", load: kaiwa}, {name: "Centrifugo", load: peer}}
+		sides := []*side{{name: "Kaiwa", load: kaiwa}, {name: peerName, load: peer}}
 		stages := stageCounts{}
 		for round := range peerRounds {
 			order := sides
@@ -104,10 +122,10 @@ func peerScenario(ctx context.Context, e *env) error {
 		addCPU(figures, "peer_cpu_us_per_delivery", meanDuration(c.cpus))
 		e.add(Row{
 			Scenario: fmt.Sprintf("side by side 20×100 @%.0f/s", publishes),
-			Result: fmt.Sprintf("Kaiwa %.0f deliveries/s p50 %s p99 %s (server CPU %s/delivery); Centrifugo %.0f deliveries/s p50 %s p99 %s (%s/delivery): Kaiwa/Centrifugo p50 %.2f×, p99 %.2f× (%d alternating rounds, median of %d windows each; per round %s)",
+			Result: fmt.Sprintf("Kaiwa %.0f deliveries/s p50 %s p99 %s (server CPU %s/delivery); %s %.0f deliveries/s p50 %s p99 %s (%s/delivery): Kaiwa/%s p50 %.2f×, p99 %.2f× (%d alternating rounds, median of %d windows; per round %s)",
 				mean(k.rates), ms(k.lat.quantile(.5)), ms(k.lat.quantile(.99)), cpuText(meanDuration(k.cpus)),
-				mean(c.rates), ms(c.lat.quantile(.5)), ms(c.lat.quantile(.99)), cpuText(meanDuration(c.cpus)),
-				figures["p50_ratio"], figures["p99_ratio"], peerRounds, len(k.lat), strings.Join(rounds, "; ")),
+				peerName, mean(c.rates), ms(c.lat.quantile(.5)), ms(c.lat.quantile(.99)), cpuText(meanDuration(c.cpus)),
+				peerName, figures["p50_ratio"], figures["p99_ratio"], peerRounds, len(k.lat), strings.Join(rounds, "; ")),
 			Target:  "ratios ≤ 1× on p50 and p99, every Kaiwa message on disk before delivery",
 			Figures: figures,
 		})

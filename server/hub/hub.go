@@ -577,6 +577,10 @@ func (h *Hub) Appended(results []store.AppendResult) {
 	if local {
 		h.met.StageCommit.Observe(durable.Sub(taken).Seconds())
 	}
+	// Every message of the commit is queued before any member's writer starts: one write per
+	// member per commit.
+	starts := &writerStarts{}
+	defer starts.start()
 	for i, res := range results {
 		if res.Err != nil {
 			continue
@@ -590,7 +594,7 @@ func (h *Hub) Appended(results []store.AppendResult) {
 		}
 		msg := res.Msg
 		msg.Type = proto.TypeMessage
-		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg)})
+		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg), starts: starts})
 		h.met.StageFanout.Observe(time.Since(durable).Seconds())
 		// The store moved the sender's marker to the message: their other sockets learn it as
 		// from a read frame; the sending one has its ack.

@@ -45,6 +45,11 @@ func newOutbox(startWriter func()) *outbox {
 // is when the frame was queued (one clock reading for all of a message's members): the writer
 // measures its wake-up from the oldest such stamp waiting.
 func (o *outbox) offer(frame []byte, at time.Time) bool {
+	return o.offerHeld(frame, at, nil)
+}
+
+// offerHeld is offer with the writer's start, if the frame needs one, left to starts.
+func (o *outbox) offerHeld(frame []byte, at time.Time, starts *writerStarts) bool {
 	o.mu.Lock()
 	if len(o.frames) >= outboxSoftFrames || o.bytes+len(frame) > outboxSoftBytes {
 		o.mu.Unlock()
@@ -53,7 +58,7 @@ func (o *outbox) offer(frame []byte, at time.Time) bool {
 	if o.since.IsZero() {
 		o.since = at
 	}
-	o.add(frame)
+	o.addHeld(frame, starts)
 	return true
 }
 
@@ -88,13 +93,51 @@ func (o *outbox) pushPresence(room string, frame []byte) {
 }
 
 // add queues a frame and starts a writer if none runs. Callers hold o.mu; add releases it.
-func (o *outbox) add(frame []byte) {
+func (o *outbox) add(frame []byte) { o.addHeld(frame, nil) }
+
+// addHeld is add with the writer's start, if one is needed, handed to starts when not nil.
+func (o *outbox) addHeld(frame []byte, starts *writerStarts) {
 	o.frames = append(o.frames, frame)
 	o.bytes += len(frame)
 	start := !o.writing
 	o.writing = true
 	o.mu.Unlock()
-	if start {
+	if start && !starts.hold(o) {
+		go o.startWriter()
+	}
+}
+
+// writerStarts collects the outboxes whose writers a commit's fan-out holds back, and starts
+// them all once the commit's messages are queued (start). An outbox held here counts as
+// having a writer: frames queued meanwhile wait for it.
+type writerStarts struct {
+	mu      sync.Mutex
+	started bool
+	held    []*outbox
+}
+
+// hold keeps o's writer for start and reports true, or reports false when the writers were
+// started already (or s is nil): the caller starts o's itself.
+func (s *writerStarts) hold(o *outbox) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return false
+	}
+	s.held = append(s.held, o)
+	return true
+}
+
+// start starts the writers held so far; later holds are refused.
+func (s *writerStarts) start() {
+	s.mu.Lock()
+	held := s.held
+	s.held, s.started = nil, true
+	s.mu.Unlock()
+	for _, o := range held {
 		go o.startWriter()
 	}
 }

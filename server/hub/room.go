@@ -80,7 +80,7 @@ func (r *room) deliver(ev Event) {
 			if !m.live || ev.Seq <= m.delivered {
 				continue
 			}
-			if !c.out.offer(ev.Frame, at) {
+			if !c.out.offerHeld(ev.Frame, at, ev.starts) {
 				// Behind: feed it from storage as its socket drains.
 				m.live = false
 				go r.replay(m.ctx, c, m, m.delivered)
