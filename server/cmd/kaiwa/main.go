@@ -72,7 +72,7 @@ const usage = `Usage:
                                      save a consistent copy of a running server's database
   kaiwa key rotate                   replace the access-token signing key (server stopped):
                                      every access token is void, sessions refresh silently
-  kaiwa bench [-scenario LIST] [-json] [-o FILE]
+  kaiwa bench [-scenario LIST] [-peer PATH] [-json] [-o FILE]
                                      run the benchmarks against a server it starts
   kaiwa version                      print the version
 
