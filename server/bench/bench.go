@@ -22,12 +22,15 @@ type Options struct {
 	// Cluster runs the fan-out and durable-send scenarios against a 3-node cluster of `kaiwa
 	// serve` processes with embedded NATS nodes (kaiwa bench -nats) instead of one process.
 	Cluster bool
+	// Peer is the path of a Centrifugo binary the peer scenario compares Kaiwa with; without
+	// it that scenario is skipped.
+	Peer string
 	// Progress receives a line now and then while scenarios run; nil means none.
 	Progress io.Writer
 }
 
 // Scenarios lists every scenario in the order they run.
-var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "rooms", "logins", "soak", "webapp"}
+var Scenarios = []string{"conns", "fanout", "churn", "durable", "history", "rooms", "logins", "soak", "webapp", "stages", "peer"}
 
 // Row is one line of the results table.
 type Row struct {
@@ -91,6 +94,7 @@ func Run(ctx context.Context, opts Options) ([]Row, error) {
 	run := map[string]func(context.Context, *env) error{
 		"conns": connsScenario, "fanout": fanoutScenario, "churn": churnScenario, "durable": durableScenario,
 		"history": historyScenario, "rooms": roomsScenario, "logins": loginsScenario, "soak": soakScenario, "webapp": webappScenario,
+		"stages": stagesScenario, "peer": peerScenario,
 	}
 	for _, name := range opts.Scenarios {
 		start := time.Now()

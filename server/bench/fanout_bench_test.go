@@ -12,7 +12,7 @@ import (
 )
 
 // inProcessServer is a Kaiwa server in this process, over a new database, for profiling.
-func inProcessServer(b *testing.B) *httptest.Server {
+func inProcessServer(b testing.TB) *httptest.Server {
 	b.Helper()
 	return servertest.Start(b, kaiwaserver.Config{Registration: true, SecureCookies: "never", RateLimitsOff: true}, nil).Server
 }

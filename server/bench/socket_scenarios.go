@@ -99,6 +99,8 @@ type roomLoad struct {
 	delivered  atomic.Int64
 	acked      atomic.Int64
 	ids        atomic.Int64 // send ids: unique across steps, or the server dedupes the sends
+	// sendFrame makes the frame that publishes text into room; nil means Kaiwa's send.
+	sendFrame func(room, id, text string) any
 	// cpuPerDelivery is the server's CPU time per delivery in the last step: a figure that
 	// holds on a busy machine where latencies do not. loadCPUPerDelivery is the same for the
 	// load generator, which shares the server's cores.
@@ -176,7 +178,13 @@ func (l *roomLoad) publish(ctx context.Context, rate float64) {
 		r := sent % len(l.rooms)
 		m := l.publishers[r][(sent/len(l.rooms))%min(senders, len(l.publishers[r]))]
 		id := strconv.FormatInt(l.ids.Add(1), 36)
-		go m.send(ctx, proto.Send{Type: proto.TypeSend, Room: l.rooms[r], ID: id, Text: stamp(time.Now())})
+		var frame any
+		if l.sendFrame != nil {
+			frame = l.sendFrame(l.rooms[r], id, stamp(time.Now()))
+		} else {
+			frame = proto.Send{Type: proto.TypeSend, Room: l.rooms[r], ID: id, Text: stamp(time.Now())}
+		}
+		go m.send(ctx, frame)
 		return true
 	})
 }

@@ -32,6 +32,11 @@ type Event struct {
 	Seq   uint64 // EventMessage: the message's seq
 	User  string // EventTyping: who is typing (not relayed back to them)
 	Frame []byte // the encoded frame; shared, never modified
+	// starts, when set, holds back the writers this event's delivery would start until the
+	// whole commit it belongs to is queued: a member then gets one write for all of the
+	// commit's messages to it, not one per message. Events delivered after the commit's
+	// writers were started start theirs at once.
+	starts *writerStarts
 }
 
 // LocalBroker delivers events within this process, synchronously.

@@ -64,6 +64,7 @@ type conn struct {
 	writtenAtPing uint64
 
 	// Owned by the reader.
+	readAt  time.Time // when the frame being handled was read
 	joined  map[string]*room
 	sends   *rate.Limiter
 	joins   *rate.Limiter
@@ -108,7 +109,7 @@ func (c *conn) sendError(code, message, ref string) {
 // errors its own flood made.
 func (c *conn) warn(code, message string) {
 	if c.ctx.Err() == nil {
-		c.out.offer(encode(proto.Error{Type: proto.TypeError, Code: code, Message: message}))
+		c.out.offer(encode(proto.Error{Type: proto.TypeError, Code: code, Message: message}), time.Time{})
 	}
 }
 
@@ -132,6 +133,7 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 func (c *conn) readLoop() {
 	for {
 		typ, data, err := c.ws.Read(context.Background())
+		c.readAt = time.Now()
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				c.close(proto.CloseMessageTooBig, "message too big")
@@ -300,10 +302,15 @@ func (c *conn) handle(f *proto.Frame) {
 // way close bounds the pending write with a deadline on the connection.
 func (c *conn) writeLoop() {
 	var buf []byte
+	met := c.h.met
 	for {
-		frames := c.out.take()
+		frames, since := c.out.take()
 		if frames == nil {
 			return
+		}
+		took := time.Now()
+		if !since.IsZero() {
+			met.StageWake.Observe(took.Sub(since).Seconds())
 		}
 		for len(frames) > 0 {
 			if c.ctx.Err() != nil {
@@ -323,6 +330,9 @@ func (c *conn) writeLoop() {
 				c.close(websocket.StatusGoingAway, "write failed")
 				return
 			}
+			wrote := time.Now()
+			met.StageWrite.Observe(wrote.Sub(took).Seconds())
+			took = wrote
 			c.written.Add(1)
 		}
 	}

@@ -83,6 +83,7 @@ type Hub struct {
 	// arrival order: Appended acks them, the committer answers those it left.
 	pendingMu sync.Mutex
 	pending   map[sendKey][]*conn
+	taken     time.Time // when the committer took the batch in pending
 
 	mu       sync.Mutex
 	closing  bool
@@ -97,8 +98,9 @@ var _ store.Observer = (*Hub)(nil)
 
 // appendReq is a send on its way to the committer.
 type appendReq struct {
-	c   *conn
-	req store.AppendRequest
+	c      *conn
+	req    store.AppendRequest
+	queued time.Time // when it was handed to the committer
 }
 
 // sendKey names a send as the store names a message: its sender, room and client id.
@@ -434,8 +436,10 @@ func (h *Hub) StorageFailing() bool { return h.storageFailing.Load() }
 
 // enqueue hands a send to the committer; false when the hub is stopping or c is closed.
 func (h *Hub) enqueue(c *conn, req store.AppendRequest) bool {
+	now := time.Now()
+	h.met.StageDecode.Observe(now.Sub(c.readAt).Seconds())
 	select {
-	case h.appends <- appendReq{c: c, req: req}:
+	case h.appends <- appendReq{c: c, req: req, queued: now}:
 		return true
 	case <-c.ctx.Done():
 		return false
@@ -484,8 +488,11 @@ func (h *Hub) takeQueued(batch []appendReq) []appendReq {
 // publishes the new messages before AppendBatch returns; what is left here is to answer the
 // sends it refused, or all of them when the batch could not be stored.
 func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
+	taken := time.Now()
 	h.pendingMu.Lock()
+	h.taken = taken
 	for _, a := range batch {
+		h.met.StageQueue.Observe(taken.Sub(a.queued).Seconds())
 		reqs = append(reqs, a.req)
 		k := sendKey{a.req.UserID, a.req.Room, a.req.ClientID}
 		h.pending[k] = append(h.pending[k], a.c)
@@ -548,6 +555,8 @@ func (h *Hub) unpend(a appendReq) bool {
 // sender's sockets that read frame. Refusals are the committer's to answer.
 func (h *Hub) Appended(results []store.AppendResult) {
 	senders := make([]*conn, len(results))
+	durable := time.Now()
+	local := false
 	h.pendingMu.Lock()
 	for i, res := range results {
 		if res.Err != nil {
@@ -555,7 +564,7 @@ func (h *Hub) Appended(results []store.AppendResult) {
 		}
 		k := sendKey{res.UserID, res.Msg.Room, res.Msg.ID}
 		if conns := h.pending[k]; len(conns) > 0 {
-			senders[i] = conns[0]
+			senders[i], local = conns[0], true
 			if len(conns) == 1 {
 				delete(h.pending, k)
 			} else {
@@ -563,7 +572,15 @@ func (h *Hub) Appended(results []store.AppendResult) {
 			}
 		}
 	}
+	taken := h.taken
 	h.pendingMu.Unlock()
+	if local {
+		h.met.StageCommit.Observe(durable.Sub(taken).Seconds())
+	}
+	// Every message of the commit is queued before any member's writer starts: one write per
+	// member per commit.
+	starts := &writerStarts{}
+	defer starts.start()
 	for i, res := range results {
 		if res.Err != nil {
 			continue
@@ -577,7 +594,8 @@ func (h *Hub) Appended(results []store.AppendResult) {
 		}
 		msg := res.Msg
 		msg.Type = proto.TypeMessage
-		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg)})
+		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg), starts: starts})
+		h.met.StageFanout.Observe(time.Since(durable).Seconds())
 		// The store moved the sender's marker to the message: their other sockets learn it as
 		// from a read frame; the sending one has its ack.
 		if others := h.otherConns(res.UserID, sender); len(others) > 0 {

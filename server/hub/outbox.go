@@ -33,6 +33,7 @@ type outbox struct {
 	writing bool           // a writer goroutine is running
 	space   chan struct{}  // holds a token after the writer took frames
 	rooms   map[string]int // room → index in frames of its unsent presence frame
+	since   time.Time      // when the oldest stamped frame waiting was queued; zero if none
 }
 
 func newOutbox(startWriter func()) *outbox {
@@ -40,14 +41,24 @@ func newOutbox(startWriter func()) *outbox {
 }
 
 // offer queues a frame that can be had again from storage (a room's message) or that may be
-// lost (typing), and reports false when the outbox is past its soft limits.
-func (o *outbox) offer(frame []byte) bool {
+// lost (typing), and reports false when the outbox is past its soft limits. at, when not zero,
+// is when the frame was queued (one clock reading for all of a message's members): the writer
+// measures its wake-up from the oldest such stamp waiting.
+func (o *outbox) offer(frame []byte, at time.Time) bool {
+	return o.offerHeld(frame, at, nil)
+}
+
+// offerHeld is offer with the writer's start, if the frame needs one, left to starts.
+func (o *outbox) offerHeld(frame []byte, at time.Time, starts *writerStarts) bool {
 	o.mu.Lock()
 	if len(o.frames) >= outboxSoftFrames || o.bytes+len(frame) > outboxSoftBytes {
 		o.mu.Unlock()
 		return false
 	}
-	o.add(frame)
+	if o.since.IsZero() {
+		o.since = at
+	}
+	o.addHeld(frame, starts)
 	return true
 }
 
@@ -82,13 +93,51 @@ func (o *outbox) pushPresence(room string, frame []byte) {
 }
 
 // add queues a frame and starts a writer if none runs. Callers hold o.mu; add releases it.
-func (o *outbox) add(frame []byte) {
+func (o *outbox) add(frame []byte) { o.addHeld(frame, nil) }
+
+// addHeld is add with the writer's start, if one is needed, handed to starts when not nil.
+func (o *outbox) addHeld(frame []byte, starts *writerStarts) {
 	o.frames = append(o.frames, frame)
 	o.bytes += len(frame)
 	start := !o.writing
 	o.writing = true
 	o.mu.Unlock()
-	if start {
+	if start && !starts.hold(o) {
+		go o.startWriter()
+	}
+}
+
+// writerStarts collects the outboxes whose writers a commit's fan-out holds back, and starts
+// them all once the commit's messages are queued (start). An outbox held here counts as
+// having a writer: frames queued meanwhile wait for it.
+type writerStarts struct {
+	mu      sync.Mutex
+	started bool
+	held    []*outbox
+}
+
+// hold keeps o's writer for start and reports true, or reports false when the writers were
+// started already (or s is nil): the caller starts o's itself.
+func (s *writerStarts) hold(o *outbox) bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return false
+	}
+	s.held = append(s.held, o)
+	return true
+}
+
+// start starts the writers held so far; later holds are refused.
+func (s *writerStarts) start() {
+	s.mu.Lock()
+	held := s.held
+	s.held, s.started = nil, true
+	s.mu.Unlock()
+	for _, o := range held {
 		go o.startWriter()
 	}
 }
@@ -113,19 +162,20 @@ func (o *outbox) pushPaced(ctx context.Context, frame []byte) error {
 	}
 }
 
-// take removes and returns every queued frame. When there are none it returns nil and the
-// calling writer must end: the next push starts a new one.
-func (o *outbox) take() [][]byte {
+// take removes and returns every queued frame, and when the oldest stamped one was queued
+// (zero if none was). When there are none it returns nil and the calling writer must end: the
+// next push starts a new one.
+func (o *outbox) take() ([][]byte, time.Time) {
 	o.mu.Lock()
-	frames := o.frames
-	o.frames, o.bytes = nil, 0
+	frames, since := o.frames, o.since
+	o.frames, o.bytes, o.since = nil, 0, time.Time{}
 	clear(o.rooms)
 	if len(frames) == 0 {
 		o.writing = false
 	}
 	o.mu.Unlock()
 	signal(o.space)
-	return frames
+	return frames, since
 }
 
 // busy reports whether frames wait or are being written.

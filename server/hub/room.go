@@ -75,12 +75,12 @@ func (r *room) deliver(ev Event) {
 	switch ev.Kind {
 	case EventMessage:
 		r.lastSeq = max(r.lastSeq, ev.Seq)
-		sent := 0
+		sent, at := 0, time.Now()
 		for c, m := range r.members {
 			if !m.live || ev.Seq <= m.delivered {
 				continue
 			}
-			if !c.out.offer(ev.Frame) {
+			if !c.out.offerHeld(ev.Frame, at, ev.starts) {
 				// Behind: feed it from storage as its socket drains.
 				m.live = false
 				go r.replay(m.ctx, c, m, m.delivered)
@@ -93,7 +93,7 @@ func (r *room) deliver(ev Event) {
 	case EventTyping:
 		for c := range r.members {
 			if c.user.Name != ev.User {
-				c.out.offer(ev.Frame) // typing is worth nothing late: dropped when behind
+				c.out.offer(ev.Frame, time.Time{}) // typing is worth nothing late: dropped when behind
 			}
 		}
 	}

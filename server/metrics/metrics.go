@@ -6,6 +6,7 @@
 package metrics
 
 import (
+	"math"
 	"net/http"
 	"time"
 
@@ -40,6 +41,17 @@ type Metrics struct {
 	// LoginThrottled counts login attempts refused with 429.
 	LoginThrottled prometheus.Counter
 
+	// The stages a message waits through between its frame being read and its bytes being
+	// written to a member's socket, one histogram each (kaiwa_fanout_stage_seconds by stage).
+	// They are observed per send, per commit batch or per socket write, never per delivery in
+	// a loop. Decode: frame read → handed to the committer (decoding, checks, a full queue).
+	// Queue: waiting for the committer. Commit: the batch's write and fsync, until the store
+	// reports it durable. Fanout: durable → queued in every member's outbox (the messages
+	// before it in the batch included). Wake: queued in an idle outbox → its writer took it.
+	// Write: one WebSocket write of what the writer took.
+	StageDecode, StageQueue, StageCommit, StageFanout, StageWake, StageWrite prometheus.Observer
+
+	stages       *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
 	// Auth failures by kind, resolved once so that counting costs no label lookup.
 	LoginFailures   prometheus.Counter // wrong username or password
@@ -81,6 +93,12 @@ func New() *Metrics {
 		LoginThrottled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kaiwa_login_throttled_total", Help: "Login attempts refused with 429 after repeated failures.",
 		}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "kaiwa_fanout_stage_seconds",
+			Help: "Where a message waits between its frame being read and a member's write, by stage: decode, queue, commit, fanout, wake, write.",
+			// 10 µs to 1.3 s, four buckets per doubling.
+			Buckets: prometheus.ExponentialBuckets(10e-6, math.Pow(2, 0.25), 69),
+		}, []string{"stage"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kaiwa_auth_failures_total", Help: "Refused credentials, by kind: login, refresh, token.",
 		}, []string{"kind"}),
@@ -88,9 +106,15 @@ func New() *Metrics {
 	m.LoginFailures = m.authFailures.WithLabelValues("login")
 	m.RefreshFailures = m.authFailures.WithLabelValues("refresh")
 	m.TokenFailures = m.authFailures.WithLabelValues("token")
+	m.StageDecode = m.stages.WithLabelValues("decode")
+	m.StageQueue = m.stages.WithLabelValues("queue")
+	m.StageCommit = m.stages.WithLabelValues("commit")
+	m.StageFanout = m.stages.WithLabelValues("fanout")
+	m.StageWake = m.stages.WithLabelValues("wake")
+	m.StageWrite = m.stages.WithLabelValues("write")
 	m.reg.MustRegister(
 		m.Connections, m.Rooms, m.MessagesIn, m.MessagesOut, m.CommitSeconds, m.QueueOverflows, m.CommitFailures,
-		m.RefreshReuse, m.LoginThrottled, m.authFailures,
+		m.RefreshReuse, m.LoginThrottled, m.authFailures, m.stages,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -29,6 +29,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	soak := fs.Duration("soak", 2*time.Minute, "length of the token-rotation soak")
 	soakUsers := fs.Int("soak-users", 1000, "client sessions in the soak")
 	nats := fs.Bool("nats", false, "run fanout and durable against a 3-node cluster: three kaiwa serve processes with embedded NATS nodes on loopback")
+	peer := fs.String("peer", "", "path of a Centrifugo binary: the peer scenario runs the fan-out against it and Kaiwa in alternating rounds")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	out := fs.String("o", "", "also write the table, with the command, machine and date, into this Markdown file (between its bench markers)")
 	// The bench takes no environment twins: a machine that runs a cluster node has KAIWA_NATS
@@ -41,7 +42,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
 	}
-	opts := bench.Options{Conns: *conns, Soak: *soak, SoakUsers: *soakUsers, Cluster: *nats, Progress: stderr}
+	opts := bench.Options{Conns: *conns, Soak: *soak, SoakUsers: *soakUsers, Cluster: *nats, Peer: *peer, Progress: stderr}
 	if *scenarios != "all" {
 		opts.Scenarios = strings.Split(*scenarios, ",")
 	}

@@ -77,7 +77,7 @@ const usage = `Usage:
                                      every access token is void, sessions refresh silently
   kaiwa import -nats URL -db FILE    copy a single-process database (server stopped) into an
                                      empty cluster; "kaiwa import -h" says what empty means
-  kaiwa bench [-scenario LIST] [-nats] [-json] [-o FILE]
+  kaiwa bench [-scenario LIST] [-nats] [-peer PATH] [-json] [-o FILE]
                                      run the benchmarks against a server it starts
                                      (-nats: fanout and durable on a 3-node cluster)
   kaiwa version                      print the version
