@@ -7,10 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"kaiwa/shared/client"
 	"kaiwa/shared/proto"
@@ -25,9 +29,6 @@ import (
 
 const (
 	killRoom = "general"
-	// killedNode is the node that is killed; its clients move to movedTo. The history is
-	// checked through checkNode and compared with movedTo's.
-	killedNode, movedTo, checkNode = 1, 2, 0
 	// killWait bounds every wait of the test for one event: an ack, a sign-in, readers
 	// catching up. A JetStream election after the kill takes a few seconds.
 	killWait = 30 * time.Second
@@ -96,24 +97,34 @@ func TestClusterSurvivesKilledNode(t *testing.T) {
 		t.Errorf("before the kill: %d acks per writer at least", c.minAcks())
 	}
 	if !failed() && !t.Failed() {
+		// The node whose NATS server leads the stream goes: the hardest one to lose.
+		leader, err := streamLeader(ctx, srv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.victim, c.moved, c.check = leader, (leader+1)%clusterNodes, (leader+2)%clusterNodes
+		c.killedAt = time.Now()
 		c.killed.Store(true)
-		srv.nodes[killedNode].kill()
-		t.Logf("node %d killed after %d acks", killedNode, c.ackedBefore.Load())
+		srv.nodes[c.victim].kill()
+		t.Logf("node %d, the stream leader's, killed after %d acks", c.victim, sum(&c.before))
 		// A few more seconds of load, until the moved writer is well under way.
 		killed := time.Now()
-		if !c.waitUntil(failed, func() bool { return time.Since(killed) > 3*time.Second && c.movedAcks.Load() >= 20 }) {
-			t.Errorf("after the kill: the moved writer had %d acks", c.movedAcks.Load())
+		if !c.waitUntil(failed, func() bool { return time.Since(killed) > 3*time.Second && c.after[c.victim].Load() >= 20 }) {
+			t.Errorf("after the kill: the moved writer had %d acks", c.after[c.victim].Load())
 		}
 	}
 	close(stopSends)
-	// The writers end once their last send is acked; the readers once they have seen it.
-	var last uint64
+	// The writers end once their last send is acked; the readers once they have seen the last
+	// message stored.
 	if !c.waitUntil(func() bool { return false }, func() bool { return c.writersDone.Load() == clusterNodes }) {
 		t.Errorf("the writers did not end within %v", killWait)
 	} else {
-		last = c.maxSeq()
+		last := c.maxSeq()
+		if c.killed.Load() {
+			last = uint64(len(c.history(t, ctx, srv.nodes[c.check].URL)))
+		}
 		if !c.waitUntil(failed, func() bool { return minLast(readers) >= last }) {
-			t.Errorf("the readers saw up to seq %d within %v; the last acked is %d", minLast(readers), killWait, last)
+			t.Errorf("the readers saw up to seq %d within %v; the last stored is %d", minLast(readers), killWait, last)
 		}
 	}
 	stopLoad()
@@ -125,17 +136,22 @@ func TestClusterSurvivesKilledNode(t *testing.T) {
 	for _, p := range c.problems {
 		t.Error(p)
 	}
+	if !c.killed.Load() {
+		return
+	}
+	stored := c.checkHistory(t, ctx, srv.nodes[c.check].URL)
 	for _, r := range readers {
 		t.Logf("reader on node %d: last seq %d, %d joins", r.i, r.last.Load(), r.joins)
+		if r.last.Load() != uint64(len(stored)) {
+			t.Errorf("the reader on node %d saw up to seq %d of %d", r.i, r.last.Load(), len(stored))
+		}
 	}
-
-	stored := c.checkHistory(t, ctx, srv.nodes[checkNode].URL)
-	if again := c.history(t, ctx, srv.nodes[movedTo].URL); len(again) != len(stored) {
-		t.Errorf("node %d holds %d messages, node %d %d", movedTo, len(again), checkNode, len(stored))
+	if again := c.history(t, ctx, srv.nodes[c.moved].URL); len(again) != len(stored) {
+		t.Errorf("node %d holds %d messages, node %d %d", c.moved, len(again), c.check, len(stored))
 	} else {
 		for i, m := range again {
 			if m.Seq != stored[i].Seq || m.From != stored[i].From || m.ID != stored[i].ID {
-				t.Errorf("seq %d: node %d holds %s %s, node %d %s %s", stored[i].Seq, movedTo, m.From, m.ID, checkNode, stored[i].From, stored[i].ID)
+				t.Errorf("seq %d: node %d holds %s %s, node %d %s %s", stored[i].Seq, c.moved, m.From, m.ID, c.check, stored[i].From, stored[i].ID)
 				break
 			}
 		}
@@ -150,27 +166,40 @@ func killUser(role string, node int) string { return fmt.Sprintf("kill%s%d", rol
 // killCluster is the state of the test's clients: what was acked, counted before and after
 // the kill.
 type killCluster struct {
-	srv    *server
-	killed atomic.Bool
+	srv *server
+	// victim is the node that is killed; its clients move to moved. The history is checked
+	// through check and compared with moved's. They are set before killed.
+	victim, moved, check int
+	killedAt             time.Time
+	killed               atomic.Bool
 
 	mu       sync.Mutex
 	acked    map[string]uint64 // user + " " + id → seq
 	problems []string
+	resumed  time.Duration // from the kill to the first ack after it
 
-	ackedBefore  atomic.Int64 // acks before the kill
-	ackedAfter   atomic.Int64 // acks after the kill
-	killedBefore atomic.Int64 // acks of the killed node's writer before the kill
-	movedAcks    atomic.Int64 // acks of the killed node's writer after the kill
-	resent       atomic.Int64 // ids resent on a new socket
-	writersDone  atomic.Int64
+	before, after [clusterNodes]atomic.Int64 // each writer's acks before and after the kill
+	resent        atomic.Int64               // ids resent on a new socket
+	writersDone   atomic.Int64
 }
 
-// node is the node a client of node i uses now: its own, or movedTo once its own is killed.
+// node is the node a client of node i uses now: its own, or moved once its own is killed.
 func (c *killCluster) node(i int) int {
-	if i == killedNode && c.killed.Load() {
-		return movedTo
+	if c.lost(i) {
+		return c.moved
 	}
 	return i
+}
+
+// lost is whether node i has been killed.
+func (c *killCluster) lost(i int) bool { return c.killed.Load() && i == c.victim }
+
+func sum(counts *[clusterNodes]atomic.Int64) int64 {
+	var n int64
+	for i := range counts {
+		n += counts[i].Load()
+	}
+	return n
 }
 
 func (c *killCluster) problem(format string, args ...any) {
@@ -187,31 +216,19 @@ func (c *killCluster) ack(writer int, user, id string, seq uint64) {
 		c.problems = append(c.problems, fmt.Sprintf("%s acked as seq %d and as seq %d", k, old, seq))
 	}
 	c.acked[k] = seq
-	killed := c.killed.Load()
-	switch {
-	case killed && writer == killedNode:
-		c.movedAcks.Add(1)
-	case writer == killedNode:
-		c.killedBefore.Add(1)
-	}
-	if killed {
-		c.ackedAfter.Add(1)
+	if c.killed.Load() {
+		if sum(&c.after) == 0 {
+			c.resumed = time.Since(c.killedAt)
+		}
+		c.after[writer].Add(1)
 	} else {
-		c.ackedBefore.Add(1)
+		c.before[writer].Add(1)
 	}
 }
 
 // minAcks is the fewest acks any writer has.
-func (c *killCluster) minAcks() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	per := make([]int, clusterNodes)
-	for k := range c.acked {
-		var i int
-		fmt.Sscanf(k, "killw%d", &i)
-		per[i]++
-	}
-	return min(per[0], per[1], per[2])
+func (c *killCluster) minAcks() int64 {
+	return min(c.before[0].Load(), c.before[1].Load(), c.before[2].Load())
 }
 
 func (c *killCluster) maxSeq() uint64 {
@@ -372,7 +389,7 @@ func (c *killCluster) write(ctx context.Context, i int, stop <-chan struct{}) er
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !c.killed.Load() || i != killedNode {
+		if !c.lost(i) {
 			c.problem("%s: the socket on node %d, which was not killed, ended", user, node)
 		}
 	}
@@ -410,7 +427,7 @@ func (r *killReader) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !r.c.killed.Load() || r.i != killedNode {
+		if !r.c.lost(r.i) {
 			r.c.problem("%s: the socket on node %d, which was not killed, ended", user, node)
 		}
 	}
@@ -436,7 +453,7 @@ func stopped(ctx context.Context, err error) error {
 func (c *killCluster) history(t *testing.T, ctx context.Context, base string) []proto.Message {
 	t.Helper()
 	api := client.NewAPI(base, nil)
-	tb, err := api.Login(ctx, killUser("r", checkNode), killPassword)
+	tb, err := api.Login(ctx, killUser("r", c.check), killPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,12 +505,52 @@ func (c *killCluster) checkHistory(t *testing.T, ctx context.Context, base strin
 			t.Errorf("acked message %s was acked as seq %d but stored as %d", k, seq, got)
 		}
 	}
-	t.Logf("acked before the kill %d (by the killed node's writer %d), after %d; resent %d; stored %d; lost %d; duplicated %d",
-		c.ackedBefore.Load(), c.killedBefore.Load(), c.ackedAfter.Load(), c.resent.Load(), len(msgs), lost, duplicated)
+	t.Logf("acked before the kill %d (by the killed node's writer %d), after %d (the first %v after the kill); resent %d; stored %d; lost %d; duplicated %d",
+		sum(&c.before), c.before[c.victim].Load(), sum(&c.after), c.resumed.Round(time.Millisecond), c.resent.Load(), len(msgs), lost, duplicated)
 	if len(c.acked) == 0 {
 		t.Error("nothing was acked")
 	}
 	return msgs
+}
+
+// streamLeader returns the index of the node whose embedded NATS server leads the KAIWA
+// stream, asking the first node's.
+func streamLeader(ctx context.Context, srv *server) (int, error) {
+	nc, err := nats.Connect("nats://" + flagValue(srv.nodes[0].args, "-nats-embed"))
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	stream, err := js.Stream(ctx, "KAIWA")
+	if err != nil {
+		return 0, err
+	}
+	info := stream.CachedInfo()
+	if info.Cluster == nil {
+		return 0, fmt.Errorf("the KAIWA stream has no cluster")
+	}
+	for i, n := range srv.nodes {
+		// An embedded node is named after its route address (cluster.embed).
+		name := "kaiwa-" + strings.NewReplacer(":", "-", ".", "-").Replace(flagValue(n.args, "-nats-cluster"))
+		if name == info.Cluster.Leader {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("the KAIWA stream's leader %q is none of the nodes", info.Cluster.Leader)
+}
+
+// flagValue is the value after flag in args.
+func flagValue(args []string, flag string) string {
+	for i, a := range args[:len(args)-1] {
+		if a == flag {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 // kill ends the process with SIGKILL, as a crash would, and waits for it; stop still works.
