@@ -10,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -64,51 +62,12 @@ func startPeer(ctx context.Context, bin string) (*server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &server{bin: bin, args: []string{"--config", path}, URL: "http://127.0.0.1:" + strconv.Itoa(port), dir: dir}
-	if err := s.startPeer(ctx); err != nil {
+	s := &server{bin: bin, args: []string{"--config", path}, URL: "http://127.0.0.1:" + strconv.Itoa(port), dir: dir, health: "/health"}
+	if err := s.start(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	return s, nil
-}
-
-// startPeer runs the peer process and waits for /health.
-func (s *server) startPeer(ctx context.Context) error {
-	logFile, err := os.OpenFile(filepath.Join(s.dir, "peer.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(s.bin, s.args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("bench: start peer: %w", err)
-	}
-	s.cmd, s.done = cmd, make(chan error, 1)
-	go func() { s.done <- cmd.Wait(); logFile.Close() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(s.URL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case err := <-s.done:
-			log, _ := os.ReadFile(filepath.Join(s.dir, "peer.log"))
-			return fmt.Errorf("bench: peer exited at start: %v: %s", err, bytes.TrimSpace(log))
-		case <-ctx.Done():
-			s.halt()
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.halt()
-			return errors.New("bench: peer did not answer /health within 15 s")
-		}
-	}
 }
 
 // peerToken is an HS256 connection token for user sub.
@@ -211,12 +170,5 @@ func newPeerLoad(ctx context.Context, e *env, srv *server, rooms, perRoom int) (
 		}
 		return nil
 	})
-	if err != nil {
-		l.close()
-		return nil, err
-	}
-	for i, m := range l.all {
-		l.publishers[i%rooms] = append(l.publishers[i%rooms], m)
-	}
-	return l, nil
+	return l.ready(err)
 }

@@ -23,7 +23,10 @@ type server struct {
 	URL  string
 	dir  string
 	done chan error
-	wait time.Duration // for /healthz at start; 0: 15 s
+	wait time.Duration // for the health check at start; 0: 15 s
+	// health is the path answering 200 once the process serves; empty: Kaiwa's /healthz.
+	// A peer (another chat server) names its own, and logs to peer.log instead of server.log.
+	health string
 	// nodes, when set, are the processes of a cluster, and this server stands for them all
 	// (startCluster): it runs no process of its own.
 	nodes []*server
@@ -57,9 +60,14 @@ func startServerWait(ctx context.Context, bin string, wait time.Duration, flags 
 	return s, nil
 }
 
-// start runs the server process and waits for /healthz.
+// start runs the server process and waits for its health check.
 func (s *server) start(ctx context.Context) error {
-	logFile, err := os.OpenFile(filepath.Join(s.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	what, health := "server", cmp.Or(s.health, "/healthz")
+	if s.health != "" {
+		what = "peer"
+	}
+	logPath := filepath.Join(s.dir, what+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -67,14 +75,14 @@ func (s *server) start(ctx context.Context) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return fmt.Errorf("bench: start server: %w", err)
+		return fmt.Errorf("bench: start %s: %w", what, err)
 	}
 	s.cmd, s.done = cmd, make(chan error, 1)
 	go func() { s.done <- cmd.Wait(); logFile.Close() }()
 	wait := cmp.Or(s.wait, 15*time.Second)
 	deadline := time.Now().Add(wait)
 	for {
-		resp, err := http.Get(s.URL + "/healthz")
+		resp, err := http.Get(s.URL + health)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -83,7 +91,7 @@ func (s *server) start(ctx context.Context) error {
 		}
 		select {
 		case err := <-s.done:
-			return fmt.Errorf("bench: server exited at start: %v (log: %s)", err, filepath.Join(s.dir, "server.log"))
+			return fmt.Errorf("bench: %s exited at start: %v (log: %s)", what, err, logPath)
 		case <-ctx.Done():
 			s.halt()
 			return ctx.Err()
@@ -91,7 +99,7 @@ func (s *server) start(ctx context.Context) error {
 		}
 		if time.Now().After(deadline) {
 			s.halt()
-			return fmt.Errorf("bench: server did not answer /healthz within %v (log: %s)", wait, filepath.Join(s.dir, "server.log"))
+			return fmt.Errorf("bench: %s did not answer %s within %v (log: %s)", what, health, wait, logPath)
 		}
 	}
 }

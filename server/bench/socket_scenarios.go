@@ -151,12 +151,18 @@ func newRoomLoad(ctx context.Context, e *env, srv *server, prefix string, rooms,
 		}
 		return nil
 	})
+	return l.ready(err)
+}
+
+// ready ends the load's setup: with err, it closes what was opened; without, each room's members
+// take their turns as its publishers.
+func (l *roomLoad) ready(err error) (*roomLoad, error) {
 	if err != nil {
 		l.close()
 		return nil, err
 	}
 	for i, m := range l.all {
-		l.publishers[i%rooms] = append(l.publishers[i%rooms], m)
+		l.publishers[i%len(l.rooms)] = append(l.publishers[i%len(l.rooms)], m)
 	}
 	return l, nil
 }
