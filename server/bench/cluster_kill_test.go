@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,11 +38,7 @@ func TestClusterSurvivesKilledNode(t *testing.T) {
 		t.Skip("starts a 3-process cluster and kills one of its processes")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "kaiwa")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "kaiwa/server/cmd/kaiwa")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build kaiwa: %v\n%s", err, out)
-	}
+	bin := buildKaiwa(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	srv, err := startCluster(ctx, bin)
@@ -453,7 +446,7 @@ func stopped(ctx context.Context, err error) error {
 func (c *killCluster) history(t *testing.T, ctx context.Context, base string) []proto.Message {
 	t.Helper()
 	api := client.NewAPI(base, nil)
-	tb, err := api.Login(ctx, killUser("r", c.check), killPassword)
+	tb, err := whenAvailable(func() (proto.TokenBody, error) { return api.Login(ctx, killUser("r", c.check), killPassword) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +454,9 @@ func (c *killCluster) history(t *testing.T, ctx context.Context, base string) []
 	var cursor uint64
 	for {
 		after := cursor
-		page, err := api.Messages(ctx, tb.AccessToken, killRoom, client.PageQuery{After: &after, Limit: proto.PageMax})
+		page, err := whenAvailable(func() (proto.MessagePage, error) {
+			return api.Messages(ctx, tb.AccessToken, killRoom, client.PageQuery{After: &after, Limit: proto.PageMax})
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -558,4 +553,17 @@ func (s *server) kill() {
 	s.cmd.Process.Kill()
 	err := <-s.done
 	s.done <- err
+}
+
+// whenAvailable calls f again while it is answered 503 unavailable (a node whose cluster is
+// electing a new stream leader), for up to 30 s.
+func whenAvailable[R any](f func() (R, error)) (R, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := f()
+		if !client.IsCode(err, proto.CodeUnavailable) || time.Now().After(deadline) {
+			return r, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

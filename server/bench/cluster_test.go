@@ -11,16 +11,23 @@ import (
 	"kaiwa/shared/proto"
 )
 
-// TestClusterTarget starts what `kaiwa bench -nats` measures, three `kaiwa serve` processes
-// forming one cluster, and finds one chat there: a user registered on the first node signs in
-// on the others, a message sent on one node reaches a member on another, and the CPU clock
-// reads all three.
-func TestClusterTarget(t *testing.T) {
+// buildKaiwa builds the kaiwa command into the test's temporary directory and returns its path.
+func buildKaiwa(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "kaiwa")
 	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "kaiwa/server/cmd/kaiwa")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build kaiwa: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// TestClusterTarget starts what `kaiwa bench -nats` measures, three `kaiwa serve` processes
+// forming one cluster, and finds one chat there: a user registered on the first node signs in
+// on the others, a message sent on one node reaches a member on another, and the CPU clock
+// reads all three.
+func TestClusterTarget(t *testing.T) {
+	bin := buildKaiwa(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	srv, err := startCluster(ctx, bin)
