@@ -38,6 +38,18 @@ func Start(tb testing.TB, cfg server.Config, log *slog.Logger) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	ts := Serve(tb, srv, log)
+	tb.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	return &Server{Server: ts, Store: st, Kaiwa: srv}
+}
+
+// Serve serves srv on a loopback port as `kaiwa serve` does: with the server's timeouts and on a
+// listener with its connection caps. The caller closes the returned server, then srv.
+func Serve(tb testing.TB, srv *server.Server, log *slog.Logger) *httptest.Server {
+	tb.Helper()
 	ln, err := srv.Listen("127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -47,11 +59,7 @@ func Start(tb testing.TB, cfg server.Config, log *slog.Logger) *Server {
 	ts.Listener = ln
 	ts.Config = server.HTTPServer("", srv.Handler(), log)
 	ts.Start()
-	tb.Cleanup(func() {
-		srv.Close()
-		ts.Close()
-	})
-	return &Server{Server: ts, Store: st, Kaiwa: srv}
+	return ts
 }
 
 // Metrics reads base's /metrics with client (nil: http.DefaultClient) and returns every sample

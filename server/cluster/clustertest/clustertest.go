@@ -17,6 +17,7 @@ import (
 
 	"kaiwa/server"
 	"kaiwa/server/cluster"
+	"kaiwa/server/servertest"
 )
 
 // StartTimeout bounds the forming of a cluster: its nodes elect a JetStream leader, which takes
@@ -164,15 +165,7 @@ func Servers(tb testing.TB, engines []*cluster.Engine, cfg server.Config) []*Ser
 		if err != nil {
 			tb.Fatal(err)
 		}
-		ln, err := srv.Listen("127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ts := httptest.NewUnstartedServer(srv.Handler())
-		ts.Listener.Close()
-		ts.Listener = ln
-		ts.Config = server.HTTPServer("", srv.Handler(), log)
-		ts.Start()
+		ts := servertest.Serve(tb, srv, log)
 		var once sync.Once
 		stop := func() {
 			once.Do(func() {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -106,25 +104,7 @@ func serveOnce(t *testing.T, args []string, use func(api *client.API)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := kaiwaCommand(ctx, nil, args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logLines := make(chan map[string]any, 100)
-	go func() {
-		defer close(logLines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				line = map[string]any{"msg": sc.Text()}
-			}
-			logLines <- line
-		}
-	}()
+	logLines := startLogging(t, cmd)
 	base := waitForLog(t, logLines, "serving")["addr"].(string)
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {

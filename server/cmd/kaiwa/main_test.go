@@ -308,25 +308,7 @@ func TestServe(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "kaiwa.db")
 			args := append([]string{"serve", "-addr", "127.0.0.1:0", "-log-format", "json", "-db", db}, tc.args...)
 			cmd := kaiwaCommand(ctx, tc.env, args...)
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			logLines := make(chan map[string]any, 100)
-			go func() {
-				defer close(logLines)
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					var line map[string]any
-					if json.Unmarshal(sc.Bytes(), &line) != nil {
-						line = map[string]any{"msg": sc.Text()}
-					}
-					logLines <- line
-				}
-			}()
+			logLines := startLogging(t, cmd)
 			base := waitForLog(t, logLines, "serving")["addr"].(string)
 
 			resp, err := http.Get(base + "/healthz")
@@ -446,4 +428,30 @@ func TestBackupCommand(t *testing.T) {
 			t.Errorf("a failed backup left %s: %v", out, err)
 		}
 	})
+}
+
+// startLogging starts cmd, whose stderr is JSON log lines (-log-format json), and returns them
+// decoded, in order, until it exits; a line that is not JSON comes as {"msg": line}.
+func startLogging(t *testing.T, cmd *exec.Cmd) <-chan map[string]any {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logLines := make(chan map[string]any, 100)
+	go func() {
+		defer close(logLines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				line = map[string]any{"msg": sc.Text()}
+			}
+			logLines <- line
+		}
+	}()
+	return logLines
 }
