@@ -67,6 +67,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = errNotFound
 	case errors.Is(err, store.ErrForbidden):
 		e = errorf(http.StatusForbidden, proto.CodeForbidden, "That membership change is not allowed.")
+	case errors.Is(err, store.ErrUnavailable):
+		w.Header().Set("Retry-After", "2")
+		e = errorf(http.StatusServiceUnavailable, proto.CodeUnavailable, "Storage is unavailable for a moment; retry shortly.")
 	default:
 		a.log.Error("api_error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
 		e = errorf(http.StatusInternalServerError, proto.CodeInternal, "Something went wrong on the server.")

@@ -26,7 +26,7 @@ import (
 var (
 	// ErrUnavailable: the operation could not be stored in JetStream, or not applied, in time.
 	// It may still be applied later.
-	ErrUnavailable = errors.New("cluster: jetstream unavailable")
+	ErrUnavailable = fmt.Errorf("cluster: jetstream: %w", store.ErrUnavailable)
 	// ErrStopped: the node's applier has stopped (its cache failed, or the engine is closed).
 	ErrStopped = errors.New("cluster: applier stopped")
 	// ErrContended: a compare-and-swap lost to other nodes too many times in a row.

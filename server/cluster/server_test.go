@@ -369,13 +369,22 @@ func (c *wsClient) next(t *testing.T, typ string) proto.Frame {
 func TestServerHealthz(t *testing.T) {
 	t.Parallel()
 	nodes := clustertest.Nodes(t, 1)
-	s := clustertest.Servers(t, clustertest.Engines(t, nodes), server.Config{})[0]
+	s := clustertest.Servers(t, clustertest.Engines(t, nodes), server.Config{Registration: true})[0]
 	if code := healthz(t, s.URL); code != http.StatusOK {
 		t.Fatalf("/healthz %d with JetStream up, want 200", code)
+	}
+	api := client.NewAPI(s.URL, nil)
+	if _, err := api.Register(context.Background(), "una", "password-una"); err != nil {
+		t.Fatal(err)
 	}
 	nodes[0].Close()
 	if code := healthz(t, s.URL); code != http.StatusServiceUnavailable {
 		t.Fatalf("/healthz %d with JetStream down, want 503", code)
+	}
+	// A sign-in stores a session: without JetStream it is answered 503 unavailable, to retry,
+	// not 500.
+	if _, err := api.Login(context.Background(), "una", "password-una"); !client.IsCode(err, proto.CodeUnavailable) {
+		t.Fatalf("sign-in with JetStream down: %v, want unavailable", err)
 	}
 }
 

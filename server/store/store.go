@@ -27,6 +27,9 @@ var (
 	ErrNotFound      = errors.New("not found")
 	ErrUsernameTaken = errors.New("username taken")
 	ErrRoomExists    = errors.New("room exists")
+	// ErrUnavailable: the change could not be stored for now (a cluster node that cannot reach
+	// JetStream, or is waiting for its election); retrying later may succeed.
+	ErrUnavailable = errors.New("storage unavailable")
 )
 
 // DefaultRoom is the room every new database starts with.
