@@ -572,3 +572,45 @@ func TestWorkerRegisteredAfterContent(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticSignInForm checks that a signed-out visit to /login or /register gets its form as
+// static HTML at the end of the body, inert, and that no other page, nor a signed-in visit, does.
+func TestStaticSignInForm(t *testing.T) {
+	h, err := newHandler(fakeRoot(t, []byte("\x00asm")), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := testServer(t, h)
+	signedIn := http.Header{"Cookie": {proto.SessionHintCookie + "=1"}}
+	for _, c := range []struct {
+		path   string
+		header http.Header
+		want   string // "" for none
+	}{
+		{"/login", nil, "<h1 id=\"static-login-title\">Sign in</h1>"},
+		{"/register", nil, "<h1 id=\"static-register-title\">Create an account</h1>"},
+		{"/login", signedIn, ""},
+		{"/register", signedIn, ""},
+		{"/", nil, ""},
+		{"/rooms/general", nil, ""},
+		{"/no-such-page", nil, ""},
+	} {
+		_, body := get(t, ts, c.path, c.header)
+		page := string(body)
+		form := ""
+		if i := strings.Index(page, `<div class="kaiwa snapshot" inert`); i >= 0 {
+			form = page[i:]
+		}
+		static := form != ""
+		switch {
+		case c.want == "" && static:
+			t.Errorf("%s (cookie %q) holds the static form", c.path, c.header.Get("Cookie"))
+		case c.want != "" && (!static || !strings.Contains(page, c.want)):
+			t.Errorf("%s lacks its static form %s", c.path, c.want)
+		case c.want != "" && !strings.Contains(page, "</form></main></div></body>"):
+			t.Errorf("%s: the static form is not at the end of the body:\n%s", c.path, page)
+		case c.want != "" && (strings.Contains(form, ` name="`) || strings.Contains(form, `data-view=`)):
+			t.Errorf("%s: the static form carries the live form's attributes:\n%s", c.path, form)
+		}
+	}
+}
