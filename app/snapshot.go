@@ -140,33 +140,3 @@ func (t *Tab) contentShownAfterRender(ctx goapp.Context) {
 // see insecureNotice), so that its install, which downloads app.wasm again for its cache, does
 // not compete with the first load.
 const ContentEvent = "kaiwa-content"
-
-// StaticAuthHTML renders the sign-in page, or with register the sign-up page, as static HTML,
-// marked as the room list's snapshot is: the server puts it in a signed-out first visit's page
-// of /login or /register, so that the form is on the screen before app.wasm has run. The app's
-// own form (authForm) replaces it once it mounts (contentShown). It is written out rather than
-// encoded from authForm: go-app's encoder writes a false boolean attribute as ="false", which
-// HTML reads as true (a disabled button, an autofocus). Like the snapshot it carries none of the
-// attributes automation reads from the live form (data-view, the inputs' names) and ids of its
-// own.
-func StaticAuthHTML(register bool) string {
-	title, submit, view, password := "Sign in", "Sign in", "login", "current-password"
-	other := `No account yet? <a href="` + PathRegister + `">Create one</a>`
-	if register {
-		title, submit, view, password = "Create an account", "Create account", "register", "new-password"
-		other = `Already have an account? <a href="` + PathLogin + `">Sign in</a>`
-	}
-	id := "static-" + view + "-"
-	return `<div class="kaiwa snapshot" inert aria-busy="true" data-snapshot="">` +
-		`<header class="topbar"><a class="brand" href="/">` +
-		`<img src="/web/icon-192.png" alt="" aria-hidden="true" width="28" height="28"><span>Kaiwa</span></a></header>` +
-		`<main><form class="card auth" aria-labelledby="` + id + `title">` +
-		`<h1 id="` + id + `title">` + title + `</h1>` +
-		`<div class="field"><label for="` + id + `username">Username</label>` +
-		`<input id="` + id + `username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required></div>` +
-		`<div class="field"><label for="` + id + `password">Password</label>` +
-		`<input id="` + id + `password" type="password" autocomplete="` + password + `" required></div>` +
-		`<button type="submit">` + submit + `</button>` +
-		`<p class="switch">` + other + `</p>` +
-		`</form></main></div>`
-}

@@ -18,7 +18,6 @@ const watchEarly = `(() => {
 		const s = document.querySelector("body > .snapshot");
 		window.__kaiwaEarly = {
 			present: !!s,
-			form: !!(s && s.querySelector("form")),
 			user: s ? s.dataset.snapshot : "",
 			inert: s ? s.inert : false,
 			rooms: s ? [...s.querySelectorAll("ul.rooms li a")].map((a) => a.getAttribute("href")) : [],
@@ -32,15 +31,14 @@ const snapshotKept = `caches.open("kaiwa-snapshot").then((c) => c.match("/kaiwa-
 
 type early struct {
 	Present bool     `json:"present"`
-	Form    bool     `json:"form"`
 	User    string   `json:"user"`
 	Inert   bool     `json:"inert"`
 	Rooms   []string `json:"rooms"`
 	GoRan   bool     `json:"goRan"`
 }
 
-// TestBrowserRoomListSnapshot checks what a page shows before app.wasm has run: a signed-out
-// first visit to /login, the server's static sign-in form; a returning user, the service worker puts the snapshot the app kept into the page of "/", inert, before any
+// TestBrowserRoomListSnapshot checks the room list a returning user sees before app.wasm has
+// run: the service worker puts the snapshot the app kept into the page of "/", inert, before any
 // Go runs; the live app replaces it; signing out deletes it, and the next user never sees it.
 func TestBrowserRoomListSnapshot(t *testing.T) {
 	t.Parallel()
@@ -55,14 +53,6 @@ func TestBrowserRoomListSnapshot(t *testing.T) {
 	noSnapshot := `!document.querySelector(".snapshot")`
 	earlyOf := func() early { return eval[early](t, b, `window.__kaiwaEarly`) }
 	loginForm := chromedp.CSS(`form[data-view="login"] input[name="password"]`)
-
-	// A first visit, signed out: the server's page holds the sign-in form as static HTML,
-	// which the app's own form replaces.
-	b.do(t, "first visit to /login", chromedp.Navigate(ts.URL+"/login"), chromedp.WaitVisible(loginForm))
-	if e := earlyOf(); !e.Present || !e.Form || !e.Inert || e.GoRan {
-		t.Errorf("before app.wasm ran, /login held %+v, want the inert static sign-in form", e)
-	}
-	waitJS(t, b, "the live form replaces the static one", noSnapshot, 30*time.Second)
 
 	register(t, b, ts.URL, "snapa")
 	b.do(t, "the room list", chromedp.WaitVisible(liveList))

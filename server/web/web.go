@@ -24,7 +24,6 @@ import (
 
 	"kaiwa/app"
 	"kaiwa/public"
-	"kaiwa/shared/proto"
 )
 
 // workerJS is the template of the service worker that go-app serves at /app-worker.js.
@@ -60,7 +59,6 @@ const (
 // handler routes a request to a static file or to go-app.
 type handler struct {
 	pages     *goapp.Handler
-	static    map[string][]byte // by path: the signed-out page's form as static HTML (app.StaticAuthHTML)
 	assets    map[string]*asset // by path under /web/
 	generated map[string]*asset // go-app's own files (/app.js, /wasm_exec.js, ...), by path
 }
@@ -126,11 +124,7 @@ func newHandler(root fs.FS, logger *slog.Logger) (*handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	static := map[string][]byte{
-		app.PathLogin:    []byte(app.StaticAuthHTML(false)),
-		app.PathRegister: []byte(app.StaticAuthHTML(true)),
-	}
-	return &handler{pages: pages, static: static, assets: assets, generated: generated}, nil
+	return &handler{pages: pages, assets: assets, generated: generated}, nil
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -174,7 +168,6 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 		if loc := goappThemeMeta.FindIndex(body); loc != nil {
 			body = slices.Concat(body[:loc[0]], []byte(themeMetas), body[loc[1]:])
 		}
-		body = h.withStaticForm(r, status, body)
 	}
 	for k, v := range rec.header {
 		w.Header()[k] = v
@@ -184,26 +177,6 @@ func (h *handler) servePage(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		w.Write(body)
 	}
-}
-
-// withStaticForm puts the sign-in or sign-up form, as static HTML, at the end of the body of
-// /login and /register when nobody is signed in (no session hint cookie: a signed-in person is on
-// the way to the room list and must not see a sign-in form flash). It shows above go-app's
-// loader until the app's own form replaces it, so the page has its content before app.wasm has
-// run. Pages the service worker answers come from its cached "/", which has none.
-func (h *handler) withStaticForm(r *http.Request, status int, body []byte) []byte {
-	form := h.static[r.URL.Path]
-	if status != http.StatusOK || len(form) == 0 {
-		return body
-	}
-	if _, err := r.Cookie(proto.SessionHintCookie); err == nil {
-		return body
-	}
-	at := bytes.LastIndex(body, []byte("</body>"))
-	if at < 0 {
-		return body
-	}
-	return slices.Concat(body[:at], form, body[at:])
 }
 
 // goappThemeMeta finds the theme-color go-app writes in every page (its attributes come in any
