@@ -17,8 +17,8 @@ import (
 // stays above the app's own view until the app has something of its own to show (see
 // contentShown), then goes. It is inert, and marked with the class "snapshot" and data-snapshot,
 // so that nobody mistakes it for the live app: it carries none of the attributes the live markup
-// gives automation (data-view, data-room, data-unread, data-user). Signing out and another user
-// signing in delete it (localData.clear).
+// gives automation (data-view, data-room, data-unread, data-user). Signing out, a refused
+// refresh, a load with nobody signed in and another user signing in delete it (deleteSnapshot).
 const (
 	// SnapshotCache is the Cache Storage cache that holds the snapshot; the service worker keeps
 	// it across versions of the app.
