@@ -48,6 +48,9 @@ func (l *landing) OnMount(ctx goapp.Context) {
 	l.notifPerm = notificationPermission()
 	l.rooms = sess.RoomList()
 	l.loaded = len(l.rooms) > 0
+	if l.loaded {
+		l.shown(ctx)
+	}
 	l.load(ctx)
 	l.failed = failedSends(sess.Outbox(), "")
 	l.sub = sess.Subscribe(client.Filter{Kinds: []client.EventKind{
@@ -62,6 +65,9 @@ func (l *landing) OnMount(ctx goapp.Context) {
 					return
 				}
 				l.rooms = sess.RoomList()
+				if l.loaded {
+					l.Tab.saveSnapshot(ctx, l.Auth.User.Name, l.rooms)
+				}
 			})
 		}
 	})
@@ -95,11 +101,20 @@ func (l *landing) load(ctx goapp.Context) {
 		ctx.Dispatch(func(ctx goapp.Context) {
 			if err != nil && !l.loaded {
 				l.loadErr = errorText(err)
+				l.Tab.contentShownAfterRender(ctx)
 				return
 			}
 			l.rooms, l.loaded = sess.RoomList(), true
+			l.shown(ctx)
 		})
 	})
+}
+
+// shown keeps the room list, now shown, as the next load's snapshot, and lets the snapshot
+// of this load go once the list is rendered.
+func (l *landing) shown(ctx goapp.Context) {
+	l.Tab.saveSnapshot(ctx, l.Auth.User.Name, l.rooms)
+	l.Tab.contentShownAfterRender(ctx)
 }
 
 // create creates a room of the chosen kind and opens it.

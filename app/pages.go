@@ -33,7 +33,16 @@ func (p *homePage) OnNav(ctx goapp.Context) {
 }
 
 func (p *homePage) OnMount(ctx goapp.Context) {
-	observeAuth(ctx, p.tab, &p.auth, nil)
+	observeAuth(ctx, p.tab, &p.auth, func() { p.settled(ctx) })
+	p.settled(ctx)
+}
+
+// settled lets the room list's snapshot go once nobody is signed in or the server cannot be
+// reached; when someone is, the landing does once it shows the rooms.
+func (p *homePage) settled(ctx goapp.Context) {
+	if p.auth.Status == authSignedOut || p.auth.Status == authOffline {
+		p.tab.contentShownAfterRender(ctx)
+	}
 }
 
 func (p *homePage) Render() goapp.UI {
@@ -63,6 +72,7 @@ func (p *authPage) OnNav(ctx goapp.Context) {
 func (p *authPage) OnMount(ctx goapp.Context) {
 	observeAuth(ctx, p.tab, &p.auth, func() { leaveWhenSignedIn(ctx, p.auth) })
 	leaveWhenSignedIn(ctx, p.auth)
+	p.tab.contentShownAfterRender(ctx)
 }
 
 func (p *authPage) Render() goapp.UI {
@@ -97,6 +107,7 @@ func (p *roomPage) OnNav(ctx goapp.Context) {
 func (p *roomPage) OnMount(ctx goapp.Context) {
 	p.room = strings.TrimPrefix(ctx.Page().URL().Path, PathRoomPrefix)
 	observeAuth(ctx, p.tab, &p.auth, nil)
+	p.tab.contentShownAfterRender(ctx)
 }
 
 func (p *roomPage) Render() goapp.UI {
@@ -126,6 +137,7 @@ func (p *notFoundPage) OnNav(ctx goapp.Context) {
 func (p *notFoundPage) OnMount(ctx goapp.Context) {
 	observeAuth(ctx, p.tab, &p.auth, nil)
 	ctx.Defer(func(goapp.Context) { focusID("not-found-title") })
+	p.tab.contentShownAfterRender(ctx)
 }
 
 func (p *notFoundPage) Render() goapp.UI {

@@ -53,7 +53,19 @@ func (n *insecureNotice) OnMount(ctx goapp.Context) {
 		return
 	}
 	// Registering the worker go-app registers is a no-op for the browser, whose answer tells
-	// whether a worker is allowed here: a SecurityError when the certificate is not trusted.
+	// whether a worker is allowed here: a SecurityError when the certificate is not trusted. It
+	// waits, as go-app's registration does here, until the page has shown content (ContentEvent).
+	var shown goapp.Func
+	shown = goapp.FuncOf(func(goapp.Value, []goapp.Value) any {
+		shown.Release()
+		n.checkWorker(ctx, workers)
+		return nil
+	})
+	win.Call("addEventListener", ContentEvent, shown, map[string]any{"once": true})
+}
+
+// checkWorker registers the service worker to learn whether this browser refuses it here.
+func (n *insecureNotice) checkWorker(ctx goapp.Context, workers goapp.Value) {
 	var ok, failed goapp.Func
 	release := func() { ok.Release(); failed.Release() }
 	ok = goapp.FuncOf(func(goapp.Value, []goapp.Value) any { release(); return nil })

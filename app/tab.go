@@ -43,6 +43,8 @@ type Tab struct {
 	current string              // the room whose page is shown, "" on other pages
 	online  map[string][]string // by room: who is online, from the last presence frame
 	swallow goapp.Func          // the rejection handler of browser promises whose failure changes nothing
+
+	snapshot string // the room list's snapshot kept in Cache Storage by this page (see snapshot.go)
 }
 
 // NewTab returns the tab's holder for the server that served the page. Nothing starts before
@@ -114,6 +116,7 @@ func (t *Tab) start(ctx goapp.Context) {
 	if hasSessionHint() {
 		data.setHinted()
 	} else if data.hinted() || data.user() == "" {
+		t.deleteSnapshot()
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 		return
 	}
@@ -124,7 +127,7 @@ func (t *Tab) start(ctx goapp.Context) {
 // signIn starts a session with the token body of a sign-in or sign-up.
 func (t *Tab) signIn(ctx goapp.Context, tb proto.TokenBody) {
 	t.endSession()
-	localData{ctx.LocalStorage()}.claim(tb.User.Name)
+	t.claim(ctx, tb.User.Name)
 	t.saved = map[string][]proto.Message{}
 	t.startSession(ctx, &tb)
 	ctx.SetState(stateAuth, signedIn(tb))
@@ -145,9 +148,20 @@ func (t *Tab) signOut(ctx goapp.Context) error {
 		t.endSession()
 		t.saved = map[string][]proto.Message{}
 		localData{ctx.LocalStorage()}.clear()
+		t.deleteSnapshot()
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 	})
 	return nil
+}
+
+// claim makes what this browser keeps the user's: another user's saved data and room list
+// snapshot are removed first.
+func (t *Tab) claim(ctx goapp.Context, user string) {
+	data := localData{ctx.LocalStorage()}
+	if data.user() != user {
+		t.deleteSnapshot()
+	}
+	data.claim(user)
 }
 
 // startSession starts the session: from tb, or with a refresh when tb is nil. It joins every
@@ -219,10 +233,11 @@ func (t *Tab) apply(ctx goapp.Context, sess *client.Session, ev client.Event) {
 			}
 			t.saved = map[string][]proto.Message{}
 		}
-		data.claim(ev.Token.User.Name)
+		t.claim(ctx, ev.Token.User.Name)
 		ctx.SetState(stateAuth, signedIn(ev.Token))
 	case client.EventLoginRequired:
 		t.endSession()
+		t.deleteSnapshot()
 		ctx.SetState(stateAuth, auth{Status: authSignedOut})
 	case client.EventState:
 		if ev.State != client.StateConnected {
@@ -282,12 +297,17 @@ func (t *Tab) showUnread(ctx goapp.Context, sess *client.Session) {
 	} else {
 		p = nav.Call("clearAppBadge")
 	}
+	if p.Truthy() {
+		p.Call("catch", t.ignore())
+	}
+}
+
+// ignore returns the rejection handler of browser promises whose failure changes nothing.
+func (t *Tab) ignore() goapp.Func {
 	if t.swallow == nil {
 		t.swallow = goapp.FuncOf(func(goapp.Value, []goapp.Value) any { return nil })
 	}
-	if p.Truthy() {
-		p.Call("catch", t.swallow)
-	}
+	return t.swallow
 }
 
 // countText shows a count, "999+" from proto.UnreadMax on.

@@ -207,7 +207,9 @@ func generatedAssets(pages http.Handler) (map[string]*asset, error) {
 			if err != nil {
 				return nil, err
 			}
-			body = streamed
+			if body, err = registerAfterContent(streamed); err != nil {
+				return nil, err
+			}
 		}
 		out[p] = newAsset(p, body)
 	}
@@ -229,6 +231,38 @@ func streamWasm(appJS []byte) ([]byte, error) {
 		return nil, errors.New("web: go-app's app.js no longer fetches app.wasm as expected")
 	}
 	return bytes.Replace(appJS, []byte(goappWasmFetch), []byte(`fetch("/web/app.wasm")`), 1), nil
+}
+
+// goappRegister is where go-app's app.js registers the service worker: at once, as the page
+// starts.
+const goappRegister = "\ngoappInitServiceWorker();\n"
+
+// registerAfter defers a function of app.js until the app has first shown content (its
+// app.ContentEvent), or 10 s after the page's load event if it never does.
+const registerAfter = `
+function kaiwaAfterContent(f) {
+  let done = false;
+  const once = () => {
+    if (!done) {
+      done = true;
+      f();
+    }
+  };
+  window.addEventListener("` + app.ContentEvent + `", once, { once: true });
+  window.addEventListener("load", () => setTimeout(once, 10000), { once: true });
+}
+`
+
+// registerAfterContent makes app.js register the service worker once the app has shown its
+// first content rather than as the page starts: the worker's install downloads every file of
+// the app again, app.wasm among them, and a first visit's download, compilation and first render
+// would share the network and the two cores with it.
+func registerAfterContent(appJS []byte) ([]byte, error) {
+	if bytes.Count(appJS, []byte(goappRegister)) != 1 {
+		return nil, errors.New("web: go-app's app.js no longer registers its service worker as expected")
+	}
+	out := bytes.Replace(appJS, []byte(goappRegister), []byte("\nkaiwaAfterContent(goappInitServiceWorker);\n"), 1)
+	return append(out, registerAfter...), nil
 }
 
 // recorder keeps what a handler writes, to be looked at before it is sent.

@@ -11,11 +11,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/andybalholm/brotli"
+
+	"kaiwa/app"
+	"kaiwa/shared/proto"
 )
 
 // testServer serves h for the length of the test.
@@ -392,7 +396,9 @@ func TestHandler(t *testing.T) {
 		if strings.Contains(worker, "://") {
 			t.Error("worker names another host")
 		}
-		for _, want := range []string{`"/"`, `"/web/app.wasm"`, `"/app.js"`, `"/wasm_exec.js"`, `"/web/kaiwa.css"`, `"/web/icon-192.png"`, `"/manifest.webmanifest"`, "event.waitUntil", `"/api/"`, "kaiwa-"} {
+		// The room list's snapshot is where the app keeps it, and shown only with the session hint.
+		snapshot := []string{strconv.Quote(app.SnapshotCache), strconv.Quote(app.SnapshotKey), strconv.Quote(proto.SessionHintCookie)}
+		for _, want := range append([]string{`"/"`, `"/web/app.wasm"`, `"/app.js"`, `"/wasm_exec.js"`, `"/web/kaiwa.css"`, `"/web/icon-192.png"`, `"/manifest.webmanifest"`, "event.waitUntil", `"/api/"`, "kaiwa-"}, snapshot...) {
 			if !strings.Contains(worker, want) {
 				t.Errorf("worker lacks %s", want)
 			}
@@ -545,5 +551,24 @@ func TestWasmStreamedFromFetch(t *testing.T) {
 	call := regexp.MustCompile(`instantiateStreaming\(\s*fetch\("/web/app.wasm"\),\s*go.importObject\s*\)`)
 	if !call.Match(body) {
 		t.Errorf("app.js does not compile the fetched app.wasm directly:\n%s", body)
+	}
+}
+
+// TestWorkerRegisteredAfterContent checks that app.js registers the service worker once the app
+// has shown content (app.ContentEvent), not as the page starts.
+func TestWorkerRegisteredAfterContent(t *testing.T) {
+	h, err := newHandler(fakeRoot(t, []byte("\x00asm")), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, testServer(t, h), "/app.js", nil)
+	js := string(body)
+	if strings.Contains(js, "\ngoappInitServiceWorker();") {
+		t.Error("app.js still registers the service worker as the page starts")
+	}
+	for _, want := range []string{"kaiwaAfterContent(goappInitServiceWorker);", `addEventListener("` + app.ContentEvent + `", once`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("app.js lacks %s", want)
+		}
 	}
 }

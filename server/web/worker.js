@@ -10,6 +10,12 @@ const cacheName = "kaiwa-{{.Version}}";
 const shell = "/";
 const resourcesToCache = {{.ResourcesToCache}};
 
+// The room list's snapshot (app/snapshot.go): the app keeps it in its own cache, which outlives
+// versions, and the worker puts it in the page of "/" while the session hint cookie is set.
+const snapshotCache = "kaiwa-snapshot";
+const snapshotKey = "/kaiwa-snapshot.html";
+const sessionHintCookie = "kaiwa_session";
+
 self.addEventListener("install", (event) => {
   event.waitUntil(
     (async () => {
@@ -31,7 +37,9 @@ self.addEventListener("activate", (event) => {
     (async () => {
       const keys = await caches.keys();
       await Promise.all(
-        keys.filter((key) => key !== cacheName).map((key) => caches.delete(key))
+        keys
+          .filter((key) => key !== cacheName && key !== snapshotCache)
+          .map((key) => caches.delete(key))
       );
     })()
   );
@@ -45,6 +53,10 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin || passThrough(url.pathname)) {
     return; // the browser fetches it as if there were no worker
+  }
+  if (request.mode === "navigate" && url.pathname === "/") {
+    event.respondWith(withSnapshot(fromCache(shell, request)));
+    return;
   }
   if (request.mode === "navigate" && isPage(url.pathname)) {
     event.respondWith(fromCache(shell, request));
@@ -79,6 +91,44 @@ async function fromCache(key, request) {
     return cached;
   }
   return fetch(request);
+}
+
+// withSnapshot returns the page with the room list's snapshot at the end of its body, after
+// go-app's loader (go-app makes the body's first element the app's root): the snapshot shows
+// above both until the app removes it. The page is left as it is when nobody is signed in (no
+// session hint cookie, or a browser whose worker cannot read cookies), or when there is no
+// snapshot.
+async function withSnapshot(pagePromise) {
+  const [page, snapshot] = await Promise.all([pagePromise, signedInSnapshot()]);
+  if (!snapshot || !page.ok || !(page.headers.get("Content-Type") || "").startsWith("text/html")) {
+    return page;
+  }
+  const html = await page.text();
+  const at = html.lastIndexOf("</body>");
+  if (at < 0) {
+    return new Response(html, page);
+  }
+  const headers = new Headers(page.headers);
+  headers.delete("Content-Length");
+  headers.delete("ETag");
+  return new Response(html.slice(0, at) + snapshot + html.slice(at), {
+    status: page.status,
+    statusText: page.statusText,
+    headers,
+  });
+}
+
+// signedInSnapshot returns the snapshot's HTML, or null when there is none or nobody is signed in.
+async function signedInSnapshot() {
+  try {
+    if (!self.cookieStore || !(await self.cookieStore.get(sessionHintCookie))) {
+      return null;
+    }
+    const cached = await (await caches.open(snapshotCache)).match(snapshotKey);
+    return cached ? await cached.text() : null;
+  } catch (err) {
+    return null;
+  }
 }
 
 // A click on a notification opens its room: in a tab of the app, which the page's own router
