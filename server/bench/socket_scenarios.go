@@ -188,14 +188,13 @@ func (l *roomLoad) publish(ctx context.Context, rate float64) {
 	paced(ctx, rate, func(sent int) bool {
 		r := sent % len(l.rooms)
 		m := l.publishers[r][(sent/len(l.rooms))%min(senders, len(l.publishers[r]))]
-		id := strconv.FormatInt(l.ids.Add(1), 36)
-		var frame any
-		if l.sendFrame != nil {
-			frame = l.sendFrame(l.rooms[r], id, stamp(time.Now()))
-		} else {
-			frame = proto.Send{Type: proto.TypeSend, Room: l.rooms[r], ID: id, Text: stamp(time.Now())}
-		}
-		go m.send(ctx, frame)
+		id, room := strconv.FormatInt(l.ids.Add(1), 36), l.rooms[r]
+		go m.sendStamped(ctx, func(text string) any {
+			if l.sendFrame != nil {
+				return l.sendFrame(room, id, text)
+			}
+			return proto.Send{Type: proto.TypeSend, Room: room, ID: id, Text: text}
+		})
 		return true
 	})
 }
