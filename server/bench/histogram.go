@@ -82,6 +82,14 @@ func (h *histogram) windows(window time.Duration, n int) windows {
 	return w
 }
 
+// add adds other's samples to h.
+func (h *histogram) add(other *histogram) {
+	for i := range h.counts {
+		h.counts[i].Add(other.counts[i].Load())
+	}
+	h.n.Add(other.n.Load())
+}
+
 func (h *histogram) reset() {
 	for i := range h.counts {
 		h.counts[i].Store(0)

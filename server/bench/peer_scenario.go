@@ -74,7 +74,7 @@ func peerScenario(ctx context.Context, e *env) error {
 	}
 	for _, publishes := range []float64{500, 1000} {
 		sides := []*side{{name: "Kaiwa", load: kaiwa}, {name: peerName, load: peer}}
-		stages := stageCounts{}
+		stages, split := stageCounts{}, &commitSplit{}
 		for round := range peerRounds {
 			order := sides
 			if round%2 == 1 {
@@ -97,13 +97,15 @@ func peerScenario(ctx context.Context, e *env) error {
 						return err
 					}
 					stages.add(after.since(before))
+					split.add(&kaiwa.split)
 				}
 				s.lat = append(s.lat, lat...)
 				s.rates = append(s.rates, rate)
 				s.p50s = append(s.p50s, lat.quantile(.5))
 				s.p99s = append(s.p99s, lat.quantile(.99))
 				s.cpus = append(s.cpus, s.load.cpuPerDelivery)
-				e.progress("peer: %.0f publishes/s round %d %s: %.0f deliveries/s, %s", publishes, round+1, s.name, rate, latencyFigures(lat))
+				e.progress("peer: %.0f publishes/s round %d %s: %.0f deliveries/s, %s; CPU per delivery %s server, %s load generator",
+					publishes, round+1, s.name, rate, latencyFigures(lat), cpuText(s.load.cpuPerDelivery), cpuText(s.load.loadCPUPerDelivery))
 			}
 		}
 		k, c := sides[0], sides[1]
@@ -129,18 +131,20 @@ func peerScenario(ctx context.Context, e *env) error {
 			Target:  "ratios ≤ 1× on p50 and p99, every Kaiwa message on disk before delivery",
 			Figures: figures,
 		})
-		e.add(stagesRow(publishes, stages))
+		e.add(stagesRow(publishes, stages, split))
 	}
 	return nil
 }
 
-// stagesRow says where a Kaiwa message waited at a publish rate, stage by stage.
-func stagesRow(publishes float64, stages stageCounts) Row {
+// stagesRow says where a Kaiwa message waited at a publish rate, stage by stage, and how the
+// members' latency splits at the commit.
+func stagesRow(publishes float64, stages stageCounts, split *commitSplit) Row {
 	return Row{
 		Scenario: fmt.Sprintf("where a message waits 20×100 @%.0f/s", publishes),
-		Result:   "Kaiwa, from the server's kaiwa_fanout_stage_seconds: " + stages.String(),
-		Target:   "none: the breakdown of the fan-out latency",
-		Figures:  stages.figures(map[string]float64{}),
+		Result: "Kaiwa, from the server's kaiwa_fanout_stage_seconds: " + stages.String() +
+			"; as members saw it, split at the commit's start: " + split.String(),
+		Target:  "none: the breakdown of the fan-out latency",
+		Figures: split.figures(stages.figures(map[string]float64{})),
 	}
 }
 
@@ -172,7 +176,7 @@ func stagesScenario(ctx context.Context, e *env) error {
 		if err != nil {
 			return err
 		}
-		row := stagesRow(publishes, after.since(before))
+		row := stagesRow(publishes, after.since(before), &load.split)
 		row.Result += fmt.Sprintf("; members saw %.0f deliveries/s, %s", rate, latencyFigures(lat))
 		row.Figures = withLatency(lat, row.Figures)
 		row.Figures["deliveries_per_s"] = rate

@@ -101,6 +101,8 @@ type roomLoad struct {
 	ids        atomic.Int64 // send ids: unique across steps, or the server dedupes the sends
 	// sendFrame makes the frame that publishes text into room; nil means Kaiwa's send.
 	sendFrame func(room, id, text string) any
+	// split divides a Kaiwa delivery's latency at its commit: see splitAtCommit.
+	split commitSplit
 	// cpuPerDelivery is the server's CPU time per delivery in the last step: a figure that
 	// holds on a busy machine where latencies do not. loadCPUPerDelivery is the same for the
 	// load generator, which shares the server's cores.
@@ -129,8 +131,11 @@ func newRoomLoad(ctx context.Context, e *env, srv *server, prefix string, rooms,
 			switch frameType(line) {
 			case proto.TypeMessage:
 				if t, ok := sentAt(line); ok {
-					l.lat.record(time.Since(t))
-					l.delivered.Add(1)
+					now := time.Now()
+					l.lat.record(now.Sub(t))
+					if l.delivered.Add(1)%splitEvery == 0 {
+						l.split.record(line, t, now)
+					}
 				}
 			case proto.TypeAck:
 				l.acked.Add(1)
@@ -183,14 +188,13 @@ func (l *roomLoad) publish(ctx context.Context, rate float64) {
 	paced(ctx, rate, func(sent int) bool {
 		r := sent % len(l.rooms)
 		m := l.publishers[r][(sent/len(l.rooms))%min(senders, len(l.publishers[r]))]
-		id := strconv.FormatInt(l.ids.Add(1), 36)
-		var frame any
-		if l.sendFrame != nil {
-			frame = l.sendFrame(l.rooms[r], id, stamp(time.Now()))
-		} else {
-			frame = proto.Send{Type: proto.TypeSend, Room: l.rooms[r], ID: id, Text: stamp(time.Now())}
-		}
-		go m.send(ctx, frame)
+		id, room := strconv.FormatInt(l.ids.Add(1), 36), l.rooms[r]
+		go m.sendStamped(ctx, func(text string) any {
+			if l.sendFrame != nil {
+				return l.sendFrame(room, id, text)
+			}
+			return proto.Send{Type: proto.TypeSend, Room: room, ID: id, Text: text}
+		})
 		return true
 	})
 }
@@ -245,6 +249,7 @@ func (l *roomLoad) step(ctx context.Context, rate float64, warm, window time.Dur
 	go l.publish(ctx, rate)
 	time.Sleep(warm)
 	before := l.delivered.Load()
+	l.split.reset()
 	serverCPU, loadCPU := startCPU(l.srv.cpu), startCPU(selfCPU)
 	lat := l.lat.windows(window, n)
 	got := l.delivered.Load() - before
@@ -454,4 +459,57 @@ func durableScenario(ctx context.Context, e *env) error {
 		})
 	}
 	return nil
+}
+
+// splitEvery is how often a delivery's latency is split at its commit: one in splitEvery,
+// as parsing the commit's time costs the load generator more than the rest of a delivery.
+const splitEvery = 8
+
+// commitSplit divides the latency of Kaiwa deliveries at the start of the commit that stored
+// the message, which is the message's ts (the store stamps a batch's messages with the time
+// its transaction began, to the millisecond; the midpoint of that millisecond is taken):
+// before is the send until the commit began (the sender's client, the socket, the server's
+// read, the committer's queue), after is the commit's start until a member read the message
+// (the commit and its fsyncs, the fan-out, the writer, the socket, the member's client).
+// Members on this machine read the server's clock, so the two add up to the latency.
+type commitSplit struct {
+	before, after histogram
+}
+
+// record splits the latency of a message frame line sent at sent and read at read.
+func (s *commitSplit) record(line []byte, sent, read time.Time) {
+	ts, err := time.Parse(time.RFC3339Nano, jsonField(line, "ts"))
+	if err != nil {
+		return
+	}
+	began := ts.Add(time.Millisecond / 2)
+	s.before.record(began.Sub(sent))
+	s.after.record(read.Sub(began))
+}
+
+func (s *commitSplit) reset() {
+	s.before.reset()
+	s.after.reset()
+}
+
+// add adds other's samples to s.
+func (s *commitSplit) add(other *commitSplit) {
+	s.before.add(&other.before)
+	s.after.add(&other.after)
+}
+
+// String gives the p50 and p99 of each side of the split, or says there was nothing to split.
+func (s *commitSplit) String() string {
+	if s.before.count() == 0 {
+		return "no deliveries split"
+	}
+	return fmt.Sprintf("send → commit start p50 %s p99 %s, commit start → member read p50 %s p99 %s (%d deliveries, one in %d)",
+		ms(s.before.quantile(.5)), ms(s.before.quantile(.99)), ms(s.after.quantile(.5)), ms(s.after.quantile(.99)), s.before.count(), splitEvery)
+}
+
+// figures adds the split's p50 and p99, in milliseconds, to a row's figures.
+func (s *commitSplit) figures(into map[string]float64) map[string]float64 {
+	into["send_to_commit_p50_ms"], into["send_to_commit_p99_ms"] = msf(s.before.quantile(.5)), msf(s.before.quantile(.99))
+	into["commit_to_read_p50_ms"], into["commit_to_read_p99_ms"] = msf(s.after.quantile(.5)), msf(s.after.quantile(.99))
+	return into
 }

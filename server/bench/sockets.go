@@ -115,6 +115,24 @@ func (m *member) send(ctx context.Context, v any) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.write(ctx, b)
+}
+
+// sendStamped sends the frame that frame makes of the send time's stamp, taken once the socket
+// is free to write: the time a send waits for a core of this process, or behind another send
+// on its socket, is the load generator's, and the latency measured is from the write on.
+func (m *member) sendStamped(ctx context.Context, frame func(text string) any) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := json.Marshal(frame(stamp(time.Now())))
+	if err != nil {
+		return err
+	}
+	return m.write(ctx, b)
+}
+
+// write writes one message. Callers hold m.mu.
+func (m *member) write(ctx context.Context, b []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return m.ws.Write(ctx, websocket.MessageText, b)

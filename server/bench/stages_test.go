@@ -52,4 +52,12 @@ func TestStagesCoverTheFanout(t *testing.T) {
 	if got, commit := load.lat.quantile(.5), stages.quantile("commit", .01); got < commit {
 		t.Errorf("members saw p50 %v, less than the fastest commits %v", got, commit)
 	}
+	// The split at the commit reads each message's ts, the commit's start to the millisecond:
+	// what follows it holds the whole commit.
+	if load.split.before.count() == 0 {
+		t.Fatal("no delivery was split at its commit")
+	}
+	if got, commit := load.split.after.quantile(.5), stages.quantile("commit", .01)-time.Millisecond/2; got < commit {
+		t.Errorf("commit start → member read p50 %v, less than the fastest commits %v", got, commit)
+	}
 }
