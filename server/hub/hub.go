@@ -606,9 +606,7 @@ type fanout struct {
 	durable time.Time
 }
 
-// fanOutAll sends the batches waiting in fanouts, in order, until none is left. Every message
-// of the batches waiting together is queued before any member's writer starts: a member gets
-// one write per commit, or one for several commits when the fan-out fell behind them.
+// fanOutAll sends the batches waiting in fanouts, in order, until none is left.
 func (h *Hub) fanOutAll() {
 	for {
 		h.fanMu.Lock()
@@ -621,17 +619,17 @@ func (h *Hub) fanOutAll() {
 		if len(batches) == 0 {
 			return
 		}
-		starts := &writerStarts{}
 		for _, f := range batches {
-			h.fanOut(f, starts)
+			h.fanOut(f)
 		}
-		starts.start()
 	}
 }
 
-// fanOut acks the senders of a committed batch and publishes its new messages, with the
-// writers they would start held in starts.
-func (h *Hub) fanOut(f fanout, starts *writerStarts) {
+// fanOut acks the senders of a committed batch and publishes its new messages. Every message
+// of the batch is queued before any member's writer starts: one write per member per commit.
+func (h *Hub) fanOut(f fanout) {
+	starts := &writerStarts{}
+	defer starts.start()
 	for i, res := range f.results {
 		if res.Err != nil {
 			continue
