@@ -6,11 +6,9 @@
 // a stored change on open sockets comes from the store once it has committed the change, not
 // from whoever asked for it, so that a cluster node, whose store applies the changes of every
 // node, tells its sockets of them all. Appended acks each sender whose send is waiting in this
-// hub and publishes each new message through the Broker, on a fan-out goroutine that takes the
-// committed batches in order while the committer goes on to the next commit; the committer
-// answers only the sends the store refused, and a batch the store cannot write (a full disk)
-// `unavailable`, send by send; the sockets stay open and /healthz reports the failure until a
-// commit succeeds. Read
+// hub and publishes each new message through the Broker; the committer answers only the sends
+// the store refused, and a batch the store cannot write (a full disk) `unavailable`, send by
+// send; the sockets stay open and /healthz reports the failure until a commit succeeds. Read
 // markers (ReadMoved), membership changes (MembershipChanged), deleted rooms (RoomDeleted) and
 // revoked sessions (SessionsRevoked) come the same way.
 //

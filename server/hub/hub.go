@@ -85,13 +85,6 @@ type Hub struct {
 	pending   map[sendKey][]*conn
 	taken     time.Time // when the committer took the batch in pending
 
-	// fanouts holds the committed batches whose acks and messages are still to go out, in
-	// commit order, and fanning says a goroutine is sending them (Appended starts one when none
-	// is): the committer goes on to the next commit without waiting for the last one's fan-out.
-	fanMu   sync.Mutex
-	fanouts []fanout
-	fanning bool
-
 	mu       sync.Mutex
 	closing  bool
 	rooms    map[string]*room
@@ -560,13 +553,9 @@ func (h *Hub) unpend(a appendReq) bool {
 // message sent through this hub acks its sender, whose other sockets get a read frame for the
 // marker the message moved; one from elsewhere (another node of a cluster) gives all the
 // sender's sockets that read frame. Refusals are the committer's to answer.
-//
-// It finds the senders at once (the committer's pending sends are this batch's) and leaves the
-// rest to the fan-out goroutine, which handles batches one at a time in commit order: the
-// committer starts the next commit, and its fsync, while this one's messages go out. Nothing
-// is acked or delivered before Appended is called, so only durable messages go out.
 func (h *Hub) Appended(results []store.AppendResult) {
-	f := fanout{results: results, senders: make([]*conn, len(results)), durable: time.Now()}
+	senders := make([]*conn, len(results))
+	durable := time.Now()
 	local := false
 	h.pendingMu.Lock()
 	for i, res := range results {
@@ -575,7 +564,7 @@ func (h *Hub) Appended(results []store.AppendResult) {
 		}
 		k := sendKey{res.UserID, res.Msg.Room, res.Msg.ID}
 		if conns := h.pending[k]; len(conns) > 0 {
-			f.senders[i], local = conns[0], true
+			senders[i], local = conns[0], true
 			if len(conns) == 1 {
 				delete(h.pending, k)
 			} else {
@@ -586,55 +575,17 @@ func (h *Hub) Appended(results []store.AppendResult) {
 	taken := h.taken
 	h.pendingMu.Unlock()
 	if local {
-		h.met.StageCommit.Observe(f.durable.Sub(taken).Seconds())
+		h.met.StageCommit.Observe(durable.Sub(taken).Seconds())
 	}
-	h.fanMu.Lock()
-	h.fanouts = append(h.fanouts, f)
-	start := !h.fanning
-	h.fanning = true
-	h.fanMu.Unlock()
-	if start {
-		go h.fanOutAll()
-	}
-}
-
-// fanout is a committed batch on its way to the sockets: its results, the socket of this hub
-// that sent each (nil if none), and when the store reported it durable.
-type fanout struct {
-	results []store.AppendResult
-	senders []*conn
-	durable time.Time
-}
-
-// fanOutAll sends the batches waiting in fanouts, in order, until none is left.
-func (h *Hub) fanOutAll() {
-	for {
-		h.fanMu.Lock()
-		batches := h.fanouts
-		h.fanouts = nil
-		if len(batches) == 0 {
-			h.fanning = false
-		}
-		h.fanMu.Unlock()
-		if len(batches) == 0 {
-			return
-		}
-		for _, f := range batches {
-			h.fanOut(f)
-		}
-	}
-}
-
-// fanOut acks the senders of a committed batch and publishes its new messages. Every message
-// of the batch is queued before any member's writer starts: one write per member per commit.
-func (h *Hub) fanOut(f fanout) {
+	// Every message of the commit is queued before any member's writer starts: one write per
+	// member per commit.
 	starts := &writerStarts{}
 	defer starts.start()
-	for i, res := range f.results {
+	for i, res := range results {
 		if res.Err != nil {
 			continue
 		}
-		sender := f.senders[i]
+		sender := senders[i]
 		if sender != nil {
 			sender.send(encode(proto.Ack{Type: proto.TypeAck, Room: res.Msg.Room, ID: res.Msg.ID, Seq: res.Msg.Seq}))
 		}
@@ -644,7 +595,7 @@ func (h *Hub) fanOut(f fanout) {
 		msg := res.Msg
 		msg.Type = proto.TypeMessage
 		h.broker.Publish(msg.Room, Event{Kind: EventMessage, Seq: msg.Seq, Frame: encode(msg), starts: starts})
-		h.met.StageFanout.Observe(time.Since(f.durable).Seconds())
+		h.met.StageFanout.Observe(time.Since(durable).Seconds())
 		// The store moved the sender's marker to the message: their other sockets learn it as
 		// from a read frame; the sending one has its ack.
 		if others := h.otherConns(res.UserID, sender); len(others) > 0 {
