@@ -12,13 +12,18 @@ import (
 // The buffers of a socket. coder/websocket reads and writes through the bufio pair that the
 // hijack hands it, and keeps that pair for the socket's life; net/http's are 4 KiB each, half
 // of what an idle socket costs. Kaiwa's are small, for no more system calls:
-//   - readBuffer holds a client frame of the usual size (a join, a short send) in one read; a
-//     larger one is read past the buffer, straight into the message;
+//   - on Unix the socket is read through an idleReader, which waits for data holding no
+//     buffer and reads into one of readBuffer bytes shared by all sockets, so the bufio.Reader
+//     needs only its minimum; elsewhere the bufio.Reader has plainReadBuffer bytes, which
+//     hold a client frame of the usual size (a join, a short send), a larger one being read
+//     past the buffer, straight into the message;
 //   - writeBuffer holds a frame header and the start of its payload; frameWriter below it
 //     writes each frame to the connection in one call, from a buffer shared by all sockets.
 const (
-	readBuffer  = 512
-	writeBuffer = 16 // at least the longest frame header (14 bytes)
+	readBuffer      = 4 << 10
+	plainReadBuffer = 512
+	minReadBuffer   = 16 // bufio's least
+	writeBuffer     = 16 // at least the longest frame header (14 bytes)
 	// maxPooledFrame is the largest frame buffer kept for reuse: a batch of frames is at most
 	// maxBatchBytes, and a rarer larger buffer goes back to the collector.
 	maxPooledFrame = maxBatchBytes + 64
@@ -38,11 +43,15 @@ func (hc *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return c, brw, err
 	}
+	rc, size := c, plainReadBuffer
+	if ir, ok := newIdleReader(c); ok {
+		rc, size = ir, minReadBuffer
+	}
 	br := brw.Reader
 	if br.Buffered() == 0 { // else the client sent frames before the answer: keep them there
-		br = bufio.NewReaderSize(c, readBuffer)
+		br = bufio.NewReaderSize(rc, size)
 	}
-	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(&frameWriter{conn: c}, writeBuffer)), nil
+	return rc, bufio.NewReadWriter(br, bufio.NewWriterSize(&frameWriter{conn: c}, writeBuffer)), nil
 }
 
 // frameWriter is what coder/websocket's bufio.Writer flushes to, and writes every WebSocket

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -68,12 +69,19 @@ func TestSocketWritesWholeFrames(t *testing.T) {
 				return
 			}
 		}
-		// The client's answer: a frame read through the small read buffer.
-		typ, got, err := ws.Read(ctx)
-		if err == nil && (typ != websocket.MessageText || !bytes.Equal(got, message(70_000))) {
-			err = errorString("the client's large message came back wrong")
+		// The client's answers, read through the small buffers: a large message, then many
+		// small ones sent at once, several to a read.
+		for i, want := range clientMessages() {
+			typ, got, err := ws.Read(ctx)
+			if err == nil && (typ != websocket.MessageText || !bytes.Equal(got, want)) {
+				err = fmt.Errorf("the client's message %d came as %d bytes, want %d", i, len(got), len(want))
+			}
+			if err != nil {
+				done <- err
+				return
+			}
 		}
-		done <- err
+		done <- nil
 	}))
 	defer ts.Close()
 
@@ -94,8 +102,10 @@ func TestSocketWritesWholeFrames(t *testing.T) {
 			t.Fatalf("the %d-byte message came as %d bytes, type %v", n, len(got), typ)
 		}
 	}
-	if err := client.Write(ctx, websocket.MessageText, message(70_000)); err != nil {
-		t.Fatal(err)
+	for _, m := range clientMessages() {
+		if err := client.Write(ctx, websocket.MessageText, m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -136,6 +146,15 @@ func TestFrameWriterPassesOtherShapes(t *testing.T) {
 	}
 }
 
+// clientMessages is what the client sends in TestSocketWritesWholeFrames.
+func clientMessages() [][]byte {
+	out := [][]byte{message(70_000)}
+	for i := range 300 {
+		out = append(out, message(1+i%40))
+	}
+	return out
+}
+
 // message is n bytes of printable text.
 func message(n int) []byte {
 	b := make([]byte, n)
@@ -160,6 +179,3 @@ func frameHeader(n int) []byte {
 	return []byte{0x81, byte(n)}
 }
 
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
