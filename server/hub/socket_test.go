@@ -178,4 +178,3 @@ func frameHeader(n int) []byte {
 	}
 	return []byte{0x81, byte(n)}
 }
-
