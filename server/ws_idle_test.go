@@ -28,9 +28,6 @@ const idleSocketBudget = 10 << 10
 // that hold nothing but their descriptor once the hello is read, so that what the process
 // gains is the server's.
 func TestIdleSocketFootprint(t *testing.T) {
-	if inClusterMode(t) {
-		t.Skip("the cluster's nodes share this process with NATS")
-	}
 	const n = 200
 	ts := newTestServer(t, server.Config{})
 	tokens := mintUsers(t, ts.st, "idle", 4)
