@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,10 +66,16 @@ type member struct {
 }
 
 func dial(ctx context.Context, base, token string) (*member, error) {
+	return dialWith(ctx, nil, base, token)
+}
+
+// dialWith is dial through client (nil: http.DefaultClient).
+func dialWith(ctx context.Context, client *http.Client, base, token string) (*member, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws", &websocket.DialOptions{
 		Subprotocols: []string{proto.Subprotocol, proto.BearerProtocol + token},
+		HTTPClient:   client,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: dial: %w", err)

@@ -63,7 +63,9 @@ type conn struct {
 	// Owned by the pinger: written at its last tick.
 	writtenAtPing uint64
 
-	// Owned by the reader.
+	// Owned by the reader. The limiters are made at the first frame each counts: most sockets
+	// never send, and an idle one holds none (one made later starts full, as one made at the
+	// upgrade would be by then).
 	readAt  time.Time // when the frame being handled was read
 	joined  map[string]*room
 	sends   *rate.Limiter
@@ -80,9 +82,6 @@ func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		h: h, ws: ws, raw: raw, ctx: ctx, cancel: cancel,
-		joined: map[string]*room{}, sends: rate.NewLimiter(proto.SendRate, proto.SendBurst),
-		joins: rate.NewLimiter(proto.JoinRate, proto.JoinBurst),
-		reads: rate.NewLimiter(readRate, readBurst),
 	}
 	c.out = newOutbox(c.writeLoop)
 	return c
@@ -167,15 +166,15 @@ func (c *conn) bad(code, message, ref string) {
 }
 
 func (c *conn) handle(f *proto.Frame) {
-	if (f.Type == proto.TypeSend || f.Type == proto.TypeEdit || f.Type == proto.TypeDelete) && !c.sends.Allow() {
+	if (f.Type == proto.TypeSend || f.Type == proto.TypeEdit || f.Type == proto.TypeDelete) && !allow(&c.sends, proto.SendRate, proto.SendBurst) {
 		c.sendError(proto.CodeRateLimited, "Too many messages: slow down.", f.ID)
 		return
 	}
-	if (f.Type == proto.TypeJoin || f.Type == proto.TypeLeave) && !c.joins.Allow() {
+	if (f.Type == proto.TypeJoin || f.Type == proto.TypeLeave) && !allow(&c.joins, proto.JoinRate, proto.JoinBurst) {
 		c.warn(proto.CodeRateLimited, "Too many joins and leaves: slow down.")
 		return
 	}
-	if f.Type == proto.TypeRead && !c.reads.Allow() {
+	if f.Type == proto.TypeRead && !allow(&c.reads, readRate, readBurst) {
 		c.warn(proto.CodeRateLimited, "Too many read markers: slow down.")
 		return
 	}
@@ -218,6 +217,9 @@ func (c *conn) handle(f *proto.Frame) {
 			return
 		}
 		c.badRuns = 0
+		if c.joined == nil {
+			c.joined = map[string]*room{}
+		}
 		c.joined[f.Room] = rm
 	case proto.TypeLeave:
 		c.badRuns = 0
@@ -293,6 +295,14 @@ func (c *conn) handle(f *proto.Frame) {
 			c.badRuns = 0
 		}
 	}
+}
+
+// allow takes a token from the limiter *l, making it with rate r and burst b if it is nil.
+func allow(l **rate.Limiter, r rate.Limit, b int) bool {
+	if *l == nil {
+		*l = rate.NewLimiter(r, b)
+	}
+	return (*l).Allow()
 }
 
 // writeLoop writes queued frames, several to a message, until the outbox is empty.

@@ -1,12 +1,10 @@
 package hub
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -176,6 +174,10 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, releas
 		ipRelease := release
 		release = func() { userRelease(); ipRelease() }
 	}
+	// The caller has taken the token from the offer, and checked that proto.Subprotocol is in
+	// it: offering that alone, the upgrade selects it without keeping a piece of the header,
+	// which would keep the whole header, token and all, for the socket's life.
+	r.Header.Set("Sec-WebSocket-Protocol", proto.Subprotocol)
 	capture := &hijackCapture{ResponseWriter: w}
 	ws, err := websocket.Accept(capture, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{proto.Subprotocol},
@@ -621,17 +623,4 @@ func (h *Hub) commitFailed(n int, err error) {
 		h.log.Error("commit_failed", slog.Int("messages", n), slog.Int("failed_commits", h.failsUnlogged), slog.Any("err", err))
 		h.failLoggedAt, h.failsUnlogged = now, 0
 	}
-}
-
-// hijackCapture keeps the connection that websocket.Accept hijacks, so that a close can bound
-// its write with a deadline.
-type hijackCapture struct {
-	http.ResponseWriter
-	conn net.Conn
-}
-
-func (hc *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(hc.ResponseWriter).Hijack()
-	hc.conn = c
-	return c, brw, err
 }
