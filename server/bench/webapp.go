@@ -11,7 +11,6 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/debugger"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -28,7 +27,8 @@ const webappRounds = 5
 const webappDwell = 5 * time.Second
 
 // webappScenario reports app.wasm's sizes as served, and the app's start-up in headless
-// Chromium, cold (empty caches, no service worker) and warm (the service worker and the HTTP
+// Chromium, cold (a browser that never ran the app: no caches, no service worker, no compiled
+// app.wasm in its memory) and warm (the service worker and the HTTP
 // cache filled by an earlier visit), signed in: to the room list with its rooms, and to a room
 // whose socket is connected. Each start-up is split into the download of app.wasm, what is left
 // of its compilation once the last byte is in, the Go runtime and package initialisation, and
@@ -257,7 +257,7 @@ type startupTimes struct {
 type startupRound struct {
 	signIn             startupTimes // signed out, cold: /login to the sign-in form
 	signInDebugged     blockingTime // the same load, in a profile of its own, under the debugger
-	coldList, coldRoom startupTimes // signed in, caches and service worker cleared before each
+	coldList, coldRoom startupTimes // signed in, each in a browser that never ran the app
 	warmList, warmRoom startupTimes // signed in, the service worker installed and its cache filled
 }
 
@@ -321,6 +321,52 @@ func signInBlocking(ctx context.Context, base string, debugging bool) (blockingT
 	return measureBlocking(tctx)
 }
 
+// loadTimes navigates to path, waits for wait to be visible and reads the page's clocks.
+func loadTimes(tctx context.Context, base, path, wait string) (startupTimes, error) {
+	var t startupTimes
+	err := chromedp.Do(tctx, chromedp.Navigate(base+path), chromedp.WaitVisible(wait))
+	var raw string
+	if err == nil {
+		raw, err = chromedp.Run(tctx, chromedp.Evaluate[string](startupCollect))
+	}
+	if err == nil {
+		err = json.Unmarshal([]byte(raw), &t)
+	}
+	if err == nil {
+		t.Blocking, err = measureBlocking(tctx)
+	}
+	if err != nil {
+		return t, fmt.Errorf("webapp: load %s until %s: %w", path, wait, err)
+	}
+	return t, nil
+}
+
+// coldVisit loads path in a new browser profile, signed in as user: it signs in from a page of
+// the server that runs no app (robots.txt), so the load of path is the first to run app.wasm in
+// that browser.
+func coldVisit(ctx context.Context, base, user, path, wait string) (startupTimes, error) {
+	bctx, stop, err := startupBrowser(ctx)
+	if err != nil {
+		return startupTimes{}, err
+	}
+	defer stop()
+	tctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(base+"/robots.txt")); err != nil {
+		return startupTimes{}, fmt.Errorf("webapp: open robots.txt: %w", err)
+	}
+	login := fmt.Sprintf(`fetch("/api/auth/login", {method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify({username: %q, password: %q})}).then(r => r.status)`, user, benchPassword)
+	status, err := chromedp.Run(tctx, chromedp.Evaluate[int](login, chromedp.EvalAwaitPromise))
+	if err != nil || status != 200 {
+		return startupTimes{}, fmt.Errorf("webapp: sign in from robots.txt: status %d: %v", status, err)
+	}
+	return loadTimes(tctx, base, path, wait)
+}
+
+// benchPassword is the password of the users the start-up loads register.
+const benchPassword = "bench-password"
+
 // startupRun opens the app in a new browser profile: signed out, then signed in after a
 // registration in the page, cold and then warm.
 func startupRun(ctx context.Context, base string) (startupRound, error) {
@@ -333,24 +379,7 @@ func startupRun(ctx context.Context, base string) (startupRound, error) {
 	tctx, cancelT := context.WithTimeout(bctx, 120*time.Second)
 	defer cancelT()
 
-	load := func(path, wait string) (startupTimes, error) {
-		var t startupTimes
-		err := chromedp.Do(tctx, chromedp.Navigate(base+path), chromedp.WaitVisible(wait))
-		var raw string
-		if err == nil {
-			raw, err = chromedp.Run(tctx, chromedp.Evaluate[string](startupCollect))
-		}
-		if err == nil {
-			err = json.Unmarshal([]byte(raw), &t)
-		}
-		if err == nil {
-			t.Blocking, err = measureBlocking(tctx)
-		}
-		if err != nil {
-			return t, fmt.Errorf("webapp: load %s until %s: %w", path, wait, err)
-		}
-		return t, nil
-	}
+	load := func(path, wait string) (startupTimes, error) { return loadTimes(tctx, base, path, wait) }
 	const (
 		signInForm = `input[name="username"]`
 		roomList   = `ul.rooms li[data-room]`
@@ -361,32 +390,18 @@ func startupRun(ctx context.Context, base string) (startupRound, error) {
 	}
 	name := fmt.Sprintf("start%d", time.Now().UnixNano()%1_000_000_000)
 	register := fmt.Sprintf(`fetch("/api/auth/register", {method: "POST", headers: {"Content-Type": "application/json"},
-		body: JSON.stringify({username: %q, password: "bench-password"})}).then(r => r.status)`, name)
+		body: JSON.stringify({username: %q, password: %q})}).then(r => r.status)`, name, benchPassword)
 	status, err := chromedp.Run(tctx, chromedp.Evaluate[int](register, chromedp.EvalAwaitPromise))
 	if err != nil || status != 201 {
 		return round, fmt.Errorf("webapp: register in the page: status %d: %v", status, err)
 	}
-	// Cold: a signed-in visit with nothing of the app kept. The sign-in cookie must stay, so the
-	// profile stays and its caches go: Cache Storage, the service worker and the HTTP cache.
-	forget := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`Promise.all([
-			caches.keys().then((ks) => Promise.all(ks.map((k) => caches.delete(k)))),
-			navigator.serviceWorker.getRegistrations().then((rs) => Promise.all(rs.map((r) => r.unregister()))),
-		]).then(() => true)`, chromedp.EvalAwaitPromise)(ctx, t)
-		if err != nil {
-			return err
-		}
-		_, err = cdp.Call(ctx, t, network.ClearBrowserCache, cdp.Empty{})
-		return err
-	})
+	// Cold: a signed-in visit from a browser that never ran the app. A browser of its own for
+	// each: clearing the caches of this one would leave V8's compiled app.wasm in its memory.
 	for _, step := range []struct {
 		path, wait string
 		into       *startupTimes
 	}{{"/", roomList, &round.coldList}, {"/rooms/general", connected, &round.coldRoom}} {
-		if err := chromedp.Do(tctx, forget); err != nil {
-			return round, fmt.Errorf("webapp: clear caches: %w", err)
-		}
-		if *step.into, err = load(step.path, step.wait); err != nil {
+		if *step.into, err = coldVisit(ctx, base, name, step.path, step.wait); err != nil {
 			return round, err
 		}
 	}
