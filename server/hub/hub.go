@@ -73,7 +73,7 @@ type Hub struct {
 	// storageFailing is set while commits fail (a full disk, an I/O error), cleared by the next
 	// commit that succeeds.
 	storageFailing atomic.Bool
-	// Owned by the committer: when failing commits were last logged, and how many failed since.
+	// Guarded by pendingMu: when failing commits were last logged, and how many failed since.
 	failLoggedAt  time.Time
 	failsUnlogged int
 
@@ -515,10 +515,7 @@ func (h *Hub) commitBatch(batch []appendReq, reqs []store.AppendRequest) {
 		}
 		return
 	}
-	if h.storageFailing.Swap(false) {
-		h.log.Info("commit_recovered", slog.Int("failed_since_last_log", h.failsUnlogged))
-		h.failsUnlogged, h.failLoggedAt = 0, time.Time{}
-	}
+	h.commitRecovered()
 	stored := 0
 	for i, a := range batch {
 		switch res := results[i]; {
@@ -574,6 +571,10 @@ func (h *Hub) Appended(results []store.AppendResult) {
 			}
 		}
 	}
+	if local {
+		// Before anyone is acked: a sender told its message is stored finds /healthz well.
+		h.commitRecovered()
+	}
 	taken := h.taken
 	h.pendingMu.Unlock()
 	if local {
@@ -612,9 +613,18 @@ func (h *Hub) Appended(results []store.AppendResult) {
 	}
 }
 
+// commitRecovered clears storageFailing after a commit that succeeded, and logs the recovery
+// once. Callers hold pendingMu.
+func (h *Hub) commitRecovered() {
+	if h.storageFailing.Swap(false) {
+		h.log.Info("commit_recovered", slog.Int("failed_since_last_log", h.failsUnlogged))
+		h.failsUnlogged, h.failLoggedAt = 0, time.Time{}
+	}
+}
+
 // commitFailed counts a failed commit of n sends and logs it, at most once per commitLogEvery
 // with the number of failures since the last line: a full disk fails every commit, and the
-// log is on that disk too, often.
+// log is on that disk too, often. Callers hold pendingMu.
 func (h *Hub) commitFailed(n int, err error) {
 	h.storageFailing.Store(true)
 	h.met.CommitFailures.Inc()
