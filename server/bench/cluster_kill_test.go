@@ -556,9 +556,10 @@ func (s *server) kill() {
 }
 
 // whenAvailable calls f again while it is answered 503 unavailable (a node whose cluster is
-// electing a new stream leader), for up to 30 s.
+// electing a new leader), for up to 90 s: alone the election takes seconds, but with the whole
+// suite on two cores a read on the surviving nodes was seen still refused after 30 s.
 func whenAvailable[R any](f func() (R, error)) (R, error) {
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		r, err := f()
 		if !client.IsCode(err, proto.CodeUnavailable) || time.Now().After(deadline) {
