@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -21,6 +22,16 @@ type stageCounts map[string]map[float64]float64
 
 // scrapeStages reads the stage histograms from a Kaiwa server's /metrics.
 func scrapeStages(ctx context.Context, base string) (stageCounts, error) {
+	body, err := getMetrics(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return parseStages(bufio.NewScanner(body))
+}
+
+// getMetrics returns the body of a Kaiwa server's /metrics; the caller closes it.
+func getMetrics(ctx context.Context, base string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -29,11 +40,11 @@ func scrapeStages(ctx context.Context, base string) (stageCounts, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
 		return nil, fmt.Errorf("bench: /metrics: %s", resp.Status)
 	}
-	return parseStages(bufio.NewScanner(resp.Body))
+	return resp.Body, nil
 }
 
 // parseStages reads lines like
