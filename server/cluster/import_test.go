@@ -143,20 +143,9 @@ func messages(t *testing.T, st *store.Store, room string) []proto.Message {
 // content returns st's raw content, without the signing key when keyless.
 func content(t *testing.T, st *store.Store, keyless bool) []store.Raw {
 	t.Helper()
-	var entries []store.Raw
-	if err := st.Dump(func(r store.Raw) error {
-		if keyless && !r.Bucket && len(r.Path) == 1 && string(r.Path[0]) == "meta" && string(r.Key) == "signing_key" {
-			return nil
-		}
-		if len(r.Value) == 0 {
-			r.Value = nil
-		}
-		entries = append(entries, r)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return entries
+	return storetest.Dump(t, st, func(r store.Raw) bool {
+		return !keyless || r.Bucket || len(r.Path) != 1 || string(r.Path[0]) != "meta" || string(r.Key) != "signing_key"
+	})
 }
 
 // sameAs fails t unless got answers as src does: every room's messages, and every user's rooms

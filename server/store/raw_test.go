@@ -9,30 +9,15 @@ import (
 	"time"
 
 	"kaiwa/server/store"
+	"kaiwa/server/store/storetest"
 	"kaiwa/shared/proto"
 )
-
-// dump returns every entry of st's Dump.
-func dump(t *testing.T, st *store.Store) []store.Raw {
-	t.Helper()
-	var entries []store.Raw
-	if err := st.Dump(func(r store.Raw) error {
-		if len(r.Value) == 0 {
-			r.Value = nil
-		}
-		entries = append(entries, r)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return entries
-}
 
 // stored returns the value of key in st's meta bucket, nil if none.
 func stored(t *testing.T, st *store.Store, key string) []byte {
 	t.Helper()
 	var v []byte
-	for _, r := range dump(t, st) {
+	for _, r := range storetest.Dump(t, st, nil) {
 		if !r.Bucket && len(r.Path) == 1 && string(r.Path[0]) == "meta" && string(r.Key) == key {
 			v = r.Value
 		}
@@ -79,7 +64,7 @@ func TestRestoreCopiesDumpExactly(t *testing.T) {
 	if err := src.DeleteRoom(store.DefaultRoom); err != nil {
 		t.Logf("general stays: %v", err) // the copy must not keep its own general either way
 	}
-	want := dump(t, src)
+	want := storetest.Dump(t, src, nil)
 	if len(want) < 50 {
 		t.Fatalf("dump of %d entries: too few", len(want))
 	}
@@ -105,7 +90,7 @@ func TestRestoreCopiesDumpExactly(t *testing.T) {
 	if err := view.Restore(false, want[len(want)/2:]); err != nil {
 		t.Fatal(err)
 	}
-	if got := dump(t, dst); !reflect.DeepEqual(got, want) {
+	if got := storetest.Dump(t, dst, nil); !reflect.DeepEqual(got, want) {
 		t.Fatalf("restored content differs: %d entries, want %d", len(got), len(want))
 	}
 	if !bytes.Equal(dst.SigningKey(), src.SigningKey()) {

@@ -115,3 +115,23 @@ func (r *Recorder) SessionsRevoked(ids []string) {
 		r.Next.SessionsRevoked(ids)
 	}
 }
+
+// Dump returns every entry of st's Dump that keep accepts (nil keeps all), empty values as
+// nil so that entries compare with reflect.DeepEqual.
+func Dump(tb testing.TB, st *store.Store, keep func(store.Raw) bool) []store.Raw {
+	tb.Helper()
+	var entries []store.Raw
+	if err := st.Dump(func(r store.Raw) error {
+		if keep != nil && !keep(r) {
+			return nil
+		}
+		if len(r.Value) == 0 {
+			r.Value = nil
+		}
+		entries = append(entries, r)
+		return nil
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return entries
+}
