@@ -38,14 +38,7 @@ func TestClusterSurvivesKilledNode(t *testing.T) {
 		t.Skip("starts a 3-process cluster and kills one of its processes")
 	}
 	t.Parallel()
-	bin := buildKaiwa(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	srv, err := startCluster(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.stop()
+	ctx, srv := testCluster(t)
 
 	c := &killCluster{srv: srv, acked: map[string]uint64{}}
 	for i := range clusterNodes {

@@ -27,14 +27,7 @@ func buildKaiwa(t *testing.T) string {
 // on the others, a message sent on one node reaches a member on another, and the CPU clock
 // reads all three.
 func TestClusterTarget(t *testing.T) {
-	bin := buildKaiwa(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	srv, err := startCluster(ctx, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.stop()
+	ctx, srv := testCluster(t)
 	if len(srv.nodes) != clusterNodes || srv.url(1) == srv.url(2) || srv.url(0) != srv.url(clusterNodes) {
 		t.Fatalf("clients go to %s, %s, %s, then %s: not the three nodes in turn", srv.url(0), srv.url(1), srv.url(2), srv.url(3))
 	}
@@ -92,4 +85,19 @@ func TestClusterTarget(t *testing.T) {
 	if d, ok := srv.cpu(); !ok || d <= 0 {
 		t.Errorf("cluster CPU time = %v, %t", d, ok)
 	}
+}
+
+// testCluster builds kaiwa and starts what `kaiwa bench -nats` measures, stopped when the test
+// ends; the context bounds the test to 4 minutes.
+func testCluster(t *testing.T) (context.Context, *server) {
+	t.Helper()
+	bin := buildKaiwa(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	srv, err := startCluster(ctx, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.stop)
+	return ctx, srv
 }
