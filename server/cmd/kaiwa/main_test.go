@@ -446,12 +446,18 @@ func startLogging(t *testing.T, cmd *exec.Cmd) <-chan map[string]any {
 		defer close(logLines)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				line = map[string]any{"msg": sc.Text()}
-			}
-			logLines <- line
+			logLines <- decodeLogLine(sc.Bytes())
 		}
 	}()
 	return logLines
+}
+
+// decodeLogLine decodes one JSON log line of a kaiwa process; a line that is not JSON comes as
+// {"msg": line}.
+func decodeLogLine(b []byte) map[string]any {
+	var line map[string]any
+	if json.Unmarshal(b, &line) != nil {
+		line = map[string]any{"msg": string(b)}
+	}
+	return line
 }

@@ -52,12 +52,8 @@ func startServing(t *testing.T, cmd *exec.Cmd) *kaiwaProcess {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.stderr.Write(append(sc.Bytes(), '\n'))
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				line = map[string]any{"msg": sc.Text()}
-			}
 			select {
-			case p.logs <- line:
+			case p.logs <- decodeLogLine(sc.Bytes()):
 			default: // nobody reads the log past startup in most tests
 			}
 		}
