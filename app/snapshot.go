@@ -76,12 +76,14 @@ func esc(s string) string { return html.EscapeString(s) }
 
 // saveSnapshot keeps the snapshot of user's rooms for the next load, or deletes the kept one
 // when there is nothing to show. A snapshot already kept is not written again, nor one of a
-// user whose data this browser no longer keeps (another tab signed someone else in).
+// user who is no longer signed in here (another tab signed out, or signed someone else in).
+// Another tab may sign out while the snapshot is being written: the write is checked again
+// once done, and undone when it lost that race.
 func (t *Tab) saveSnapshot(ctx goapp.Context, user string, rooms []proto.Room) {
 	if t == nil || !goapp.IsClient {
 		return
 	}
-	if (localData{ctx.LocalStorage()}).user() != user {
+	if !snapshotOwner(ctx, user) {
 		return
 	}
 	page := snapshotHTML(user, rooms)
@@ -101,8 +103,21 @@ func (t *Tab) saveSnapshot(ctx goapp.Context, user string, rooms []proto.Room) {
 		"headers": map[string]any{"Content-Type": "text/html; charset=utf-8"},
 	})
 	caches.Call("open", SnapshotCache).Then(func(c goapp.Value) {
-		c.Call("put", SnapshotKey, resp).Call("catch", t.ignore())
+		c.Call("put", SnapshotKey, resp).Call("catch", t.ignore()).Then(func(goapp.Value) {
+			t.do(func(ctx goapp.Context) {
+				if !snapshotOwner(ctx, user) {
+					t.deleteSnapshot()
+				}
+			})
+		})
 	})
+}
+
+// snapshotOwner reports whether user is still the one signed in here, as far as the page can
+// tell: this browser keeps user's data (signing out clears it, another user's sign-in replaces
+// it) and the session hint cookie is set (the server clears it when a session ends).
+func snapshotOwner(ctx goapp.Context, user string) bool {
+	return (localData{ctx.LocalStorage()}).user() == user && hasSessionHint()
 }
 
 // deleteSnapshot forgets the kept snapshot, as signing out does.

@@ -210,6 +210,9 @@ func generatedAssets(pages http.Handler) (map[string]*asset, error) {
 			if body, err = registerAfterContent(streamed); err != nil {
 				return nil, err
 			}
+			if body, err = watchStart(body); err != nil {
+				return nil, err
+			}
 		}
 		out[p] = newAsset(p, body)
 	}
@@ -263,6 +266,91 @@ func registerAfterContent(appJS []byte) ([]byte, error) {
 	}
 	out := bytes.Replace(appJS, []byte(goappRegister), []byte("\nkaiwaAfterContent(goappInitServiceWorker);\n"), 1)
 	return append(out, registerAfter...), nil
+}
+
+// goappStart and goappRun are where go-app's app.js starts app.wasm, and runs the Go program
+// once it is compiled.
+const (
+	goappStart = "\ngoappInitWebAssembly();\n"
+	goappRun   = "go.run(wasm.instance);"
+)
+
+// startWatch is the script that watches the start of app.wasm for a room list's snapshot
+// (app/snapshot.go), which is inert and covers go-app's loader: only the app removes it, so
+// when the app cannot start, the script does. The start fails when app.wasm cannot be fetched
+// or compiled (go-app keeps its loader, with the error in its label) or when the Go program
+// stops before the app has shown content (it never stops while the app works: a panic); then
+// the snapshot goes and is deleted, and the loader shows the error and a button that reloads.
+// When app.wasm has not been compiled startLimit after the page started (a download that
+// hangs), the snapshot goes and the loader shows that the start is still under way; once the Go
+// program runs, the app's own time limits on its requests apply.
+const startWatch = `
+var kaiwaShown = false;
+var kaiwaFailed = false;
+window.addEventListener("` + app.ContentEvent + `", () => { kaiwaShown = true; }, { once: true });
+var kaiwaStartTimer = setTimeout(kaiwaDropSnapshot, ` + startLimit + `);
+
+function kaiwaDropSnapshot() {
+  document.querySelectorAll("body > .snapshot").forEach((s) => s.remove());
+}
+
+function kaiwaRun(go, instance) {
+  clearTimeout(kaiwaStartTimer);
+  const loader = document.getElementById("app-wasm-loader");
+  const label = document.getElementById("app-wasm-loader-label");
+  const loading = label.innerText;
+  const stopped = () => {
+    if (kaiwaShown) {
+      return;
+    }
+    if (!loader.isConnected) {
+      document.body.append(loader);
+    }
+    if (label.innerText === loading) {
+      label.innerText = "Kaiwa stopped as it started.";
+    }
+    kaiwaStartFailed();
+  };
+  go.run(instance).then(stopped, stopped);
+}
+
+function kaiwaStarted() {
+  if (document.getElementById("app-wasm-loader")) {
+    kaiwaStartFailed();
+  }
+}
+
+function kaiwaStartFailed() {
+  if (kaiwaFailed) {
+    return;
+  }
+  kaiwaFailed = true;
+  clearTimeout(kaiwaStartTimer);
+  kaiwaDropSnapshot();
+  if (window.caches) {
+    caches.delete("` + app.SnapshotCache + `").catch(() => {});
+  }
+  document.getElementById("app-wasm-loader-icon").className = "goapp-logo";
+  const reload = document.createElement("button");
+  reload.type = "button";
+  reload.textContent = "Reload";
+  reload.addEventListener("click", () => location.reload());
+  document.getElementById("app-wasm-loader").append(reload);
+}
+`
+
+// startLimit is how long, in milliseconds, app.wasm may take to download and compile before a
+// room list's snapshot goes (see startWatch).
+const startLimit = "20000"
+
+// watchStart makes app.js watch the start of app.wasm (startWatch).
+func watchStart(appJS []byte) ([]byte, error) {
+	if bytes.Count(appJS, []byte(goappStart)) != 1 || bytes.Count(appJS, []byte(goappRun)) != 1 {
+		return nil, errors.New("web: go-app's app.js no longer starts app.wasm as expected")
+	}
+	out := bytes.Replace(appJS, []byte(goappStart), []byte("\ngoappInitWebAssembly().then(kaiwaStarted);\n"), 1)
+	out = bytes.Replace(out, []byte(goappRun), []byte("kaiwaRun(go, wasm.instance);"), 1)
+	return append(out, startWatch...), nil
 }
 
 // recorder keeps what a handler writes, to be looked at before it is sent.

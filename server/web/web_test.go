@@ -572,3 +572,22 @@ func TestWorkerRegisteredAfterContent(t *testing.T) {
 		}
 	}
 }
+
+// TestStartWatched checks that app.js watches the start of app.wasm (startWatch): go-app's start
+// is followed by kaiwaStarted, and the Go program runs through kaiwaRun, which sees it stop.
+func TestStartWatched(t *testing.T) {
+	h, err := newHandler(fakeRoot(t, []byte("\x00asm")), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, testServer(t, h), "/app.js", nil)
+	js := string(body)
+	for _, want := range []string{"\ngoappInitWebAssembly().then(kaiwaStarted);\n", "kaiwaRun(go, wasm.instance);", "function kaiwaStartFailed()"} {
+		if !strings.Contains(js, want) {
+			t.Errorf("app.js lacks %q", want)
+		}
+	}
+	if strings.Contains(js, "\ngoappInitWebAssembly();\n") || strings.Contains(js, "go.run(wasm.instance);") {
+		t.Error("app.js still starts app.wasm unwatched")
+	}
+}
