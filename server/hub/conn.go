@@ -46,8 +46,7 @@ const websocketInternalError = 1011
 type conn struct {
 	h   *Hub
 	ws  *websocket.Conn
-	raw net.Conn     // the hijacked connection, for close deadlines
-	fw  *frameWriter // what coder/websocket writes through, and the writer's messages too
+	raw net.Conn // the hijacked connection, for close deadlines
 	out *outbox
 	// ctx ends when the connection starts closing: it stops replays, sends and the writer.
 	// Reads and writes never use it: cancelling the context of a pending websocket call drops
@@ -75,14 +74,14 @@ type conn struct {
 	badRuns int
 }
 
-func newConn(h *Hub, ws *websocket.Conn, raw net.Conn, fw *frameWriter) *conn {
+func newConn(h *Hub, ws *websocket.Conn, raw net.Conn) *conn {
 	// By interface: the listener's connection caps wrap the *net.TCPConn.
 	if tcp, ok := raw.(interface{ SetWriteBuffer(bytes int) error }); ok {
 		tcp.SetWriteBuffer(sendBuffer)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		h: h, ws: ws, raw: raw, fw: fw, ctx: ctx, cancel: cancel,
+		h: h, ws: ws, raw: raw, ctx: ctx, cancel: cancel,
 	}
 	c.out = newOutbox(c.writeLoop)
 	return c
@@ -332,25 +331,20 @@ func (c *conn) writeLoop() {
 			if c.ctx.Err() != nil {
 				return // closing: the close frame comes next
 			}
-			// The message is built behind room for its header, and written whole.
-			if buf == nil {
-				buf = batchPool.Get().(*[]byte)
-			}
-			b := append(append((*buf)[:0], make([]byte, maxFrameHeader)...), frames[0]...)
+			msg := frames[0]
 			n := 1
-			for ; n < len(frames) && len(b)-maxFrameHeader+1+len(frames[n]) <= maxBatchBytes; n++ {
-				b = append(append(b, '\n'), frames[n]...)
+			if len(frames) > 1 {
+				if buf == nil {
+					buf = batchPool.Get().(*[]byte)
+				}
+				b := append((*buf)[:0], frames[0]...)
+				for ; n < len(frames) && len(b)+1+len(frames[n]) <= maxBatchBytes; n++ {
+					b = append(append(b, '\n'), frames[n]...)
+				}
+				*buf, msg = b, b
 			}
-			*buf = b
 			frames = frames[n:]
-			err := errCannotFollow
-			if c.fw != nil {
-				err = c.fw.writeMessage(putFrameHeader(b))
-			}
-			if errors.Is(err, errCannotFollow) {
-				err = c.ws.Write(context.Background(), websocket.MessageText, b[maxFrameHeader:])
-			}
-			if err != nil {
+			if err := c.ws.Write(context.Background(), websocket.MessageText, msg); err != nil {
 				c.close(websocket.StatusGoingAway, "write failed")
 				return
 			}
@@ -362,14 +356,14 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// batchPool holds the buffers writers build a message in, shared by every socket: a writer
-// runs for one wake-up, and a buffer of its own would be allocated and grown at each.
+// batchPool holds the buffers writers join a message's frames in, shared by every socket: a
+// writer runs for one wake-up, and a buffer of its own would be allocated and grown at each.
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // putBatch returns a writer's join buffer to batchPool; one grown past a batch's largest goes
 // to the collector.
 func putBatch(buf *[]byte) {
-	if cap(*buf) <= maxPooledFrame {
+	if cap(*buf) <= maxBatchBytes+1<<10 {
 		batchPool.Put(buf)
 	}
 }

@@ -188,7 +188,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, token string, releas
 		return nil // Accept has answered
 	}
 	ws.SetReadLimit(proto.MaxClientFrame)
-	c := newConn(h, ws, capture.conn, capture.fw)
+	c := newConn(h, ws, capture.conn)
 	if verr != nil {
 		h.met.TokenFailures.Inc()
 		code, reason := websocket.StatusCode(proto.CloseUnauthorized), "unauthorized"

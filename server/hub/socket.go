@@ -3,11 +3,9 @@ package hub
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 )
 
@@ -37,7 +35,6 @@ const (
 type hijackCapture struct {
 	http.ResponseWriter
 	conn net.Conn
-	fw   *frameWriter
 }
 
 func (hc *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -54,8 +51,7 @@ func (hc *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if br.Buffered() == 0 { // else the client sent frames before the answer: keep them there
 		br = bufio.NewReaderSize(rc, size)
 	}
-	hc.fw = &frameWriter{conn: c}
-	return rc, bufio.NewReadWriter(br, bufio.NewWriterSize(hc.fw, writeBuffer)), nil
+	return rc, bufio.NewReadWriter(br, bufio.NewWriterSize(&frameWriter{conn: c}, writeBuffer)), nil
 }
 
 // frameWriter is what coder/websocket's bufio.Writer flushes to, and writes every WebSocket
@@ -67,37 +63,23 @@ func (hc *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // keeps the first, knowing from the header how long the frame is, and writes both together
 // when the rest comes. Writes of any other shape, should there be one, pass through as they
 // come, in order, from then on.
-//
-// Knowing where coder/websocket's frames begin and end, frameWriter also takes the socket's
-// messages from Kaiwa's writer whole, header and all (writeMessage), between coder/websocket's
-// frames: a delivery then costs one write call, without coder/websocket's per-message locks,
-// context set-up and copy. coder/websocket still writes every control frame (pings, pongs, the
-// close), and nothing follows a close frame.
 type frameWriter struct {
-	mu      sync.Mutex // one write to conn at a time, coder/websocket's or writeMessage's
 	conn    io.Writer
 	head    [writeBuffer]byte
 	held    int  // bytes of a frame kept in head
 	rest    int  // bytes of that frame still to come
 	through bool // a write came that frameWriter could not follow
-	closed  bool // a close frame went out
 }
 
 // framePool holds buffers that join the two writes of a frame, shared by every socket.
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 func (w *frameWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.through {
 		return w.conn.Write(p)
 	}
 	if w.held == 0 {
-		size := frameSize(p)
-		if size > 0 && p[0]&0x0f == opClose {
-			w.closed = true
-		}
-		switch {
+		switch size := frameSize(p); {
 		case size > len(p) && len(p) == len(w.head):
 			w.held, w.rest = copy(w.head[:], p), size-len(p)
 			return len(p), nil
@@ -125,64 +107,6 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
-}
-
-// opClose is the opcode of a close frame.
-const opClose = 0x8
-
-// errCannotFollow is writeMessage's answer when frameWriter lost track of coder/websocket's
-// frames: the message goes through coder/websocket instead.
-var errCannotFollow = errors.New("hub: the socket's frames cannot be followed")
-
-// writeMessage writes frame, a whole unfragmented data frame (a header from putFrameHeader
-// and its payload), to the connection in one call, between coder/websocket's frames. It
-// answers net.ErrClosed, writing nothing, once a close frame went out, and errCannotFollow when
-// frameWriter no longer knows where frames begin.
-func (w *frameWriter) writeMessage(frame []byte) error {
-	for {
-		w.mu.Lock()
-		if w.held == 0 {
-			break
-		}
-		// The middle of one of coder/websocket's frames: its rest comes in the same call of
-		// coder/websocket's, at once.
-		w.mu.Unlock()
-		runtime.Gosched()
-	}
-	defer w.mu.Unlock()
-	switch {
-	case w.through:
-		return errCannotFollow
-	case w.closed:
-		return net.ErrClosed
-	}
-	_, err := w.conn.Write(frame)
-	return err
-}
-
-// maxFrameHeader is the longest header of a server's frame: no mask, an 8-byte length.
-const maxFrameHeader = 10
-
-// putFrameHeader writes the header of a final, unmasked text frame in front of the payload
-// b[maxFrameHeader:], and returns the frame: the end of b's first maxFrameHeader bytes on.
-func putFrameHeader(b []byte) []byte {
-	n := len(b) - maxFrameHeader
-	var h []byte
-	switch {
-	case n <= 125:
-		h = b[maxFrameHeader-2 : maxFrameHeader]
-		h[1] = byte(n)
-	case n <= 0xffff:
-		h = b[maxFrameHeader-4 : maxFrameHeader]
-		h[1] = 126
-		binary.BigEndian.PutUint16(h[2:], uint16(n))
-	default:
-		h = b[:maxFrameHeader]
-		h[1] = 127
-		binary.BigEndian.PutUint64(h[2:], uint64(n))
-	}
-	h[0] = 0x81 // FIN, text
-	return b[maxFrameHeader-len(h):]
 }
 
 // frameSize returns the length of the WebSocket frame that p starts with, header included, or

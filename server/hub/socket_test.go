@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,8 +14,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"kaiwa/server/metrics"
 )
 
 // writeCounter records the length of every write to the connection it wraps.
@@ -180,149 +177,4 @@ func frameHeader(n int) []byte {
 		return []byte{0x81, 126, byte(n >> 8), byte(n)}
 	}
 	return []byte{0x81, byte(n)}
-}
-
-// TestWriterMessagesBetweenControlFrames: the writer's messages, written whole by frameWriter
-// beside coder/websocket, reach the client intact and in order while the server pings it all
-// along, and the close frame, with a reason too long for the small buffer, comes last.
-func TestWriterMessagesBetweenControlFrames(t *testing.T) {
-	const count = 1000
-	conns := make(chan *conn, 1)
-	h := &Hub{met: metrics.New()}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		capture := &hijackCapture{ResponseWriter: w}
-		ws, err := websocket.Accept(capture, r, nil)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		c := newConn(h, ws, capture.conn, capture.fw)
-		conns <- c
-		c.readLoop() // reads the pongs
-	}))
-	defer ts.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.CloseNow()
-	client.SetReadLimit(1 << 20)
-	c := <-conns
-	pinging := make(chan struct{})
-	go func() {
-		defer close(pinging)
-		for ctx.Err() == nil && c.ctx.Err() == nil {
-			c.ws.Ping(ctx)
-		}
-	}()
-	go func() {
-		for i := range count {
-			// Sizes around the header's length forms and the small buffer, some batched.
-			frame := fmt.Appendf(nil, "%d:%s", i, message([]int{1, 13, 14, 120, 125, 126, 1000, 70_000}[i%8]))
-			for !c.out.offer(frame, time.Time{}) {
-				time.Sleep(time.Millisecond)
-			}
-		}
-		for c.out.busy() {
-			time.Sleep(time.Millisecond)
-		}
-		c.close(websocket.StatusNormalClosure, strings.Repeat("a reason longer than sixteen bytes ", 3))
-	}()
-	next := 0
-	for {
-		typ, data, err := client.Read(ctx)
-		if err != nil {
-			if next != count {
-				t.Fatalf("read %d messages of %d: %v", next, count, err)
-			}
-			if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
-				t.Fatalf("the socket ended with %v, not its close frame", err)
-			}
-			break
-		}
-		if typ != websocket.MessageText {
-			t.Fatalf("message type %v", typ)
-		}
-		for _, m := range bytes.Split(data, []byte("\n")) {
-			want := fmt.Appendf(nil, "%d:%s", next, message([]int{1, 13, 14, 120, 125, 126, 1000, 70_000}[next%8]))
-			if !bytes.Equal(m, want) {
-				t.Fatalf("message %d came as %.40q (%d bytes), want %.40q (%d bytes)", next, m, len(m), want, len(want))
-			}
-			next++
-		}
-	}
-	<-pinging
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
-
-// TestWriteMessageBetweenFrames: a message from the writer waits while one of coder/websocket's
-// frames is half written, goes out after it, and none goes out after a close frame; a
-// frameWriter that lost track of the frames hands the message back.
-func TestWriteMessageBetweenFrames(t *testing.T) {
-	var out lockedBuffer
-	w := &frameWriter{conn: &out}
-	frame := append(frameHeader(200), message(200)...) // coder/websocket's, in two writes
-	msg := putFrameHeader(append(make([]byte, maxFrameHeader), message(50)...))
-	if _, err := w.Write(frame[:writeBuffer]); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- w.writeMessage(msg) }()
-	time.Sleep(20 * time.Millisecond) // time enough to write in the middle, were it wrong
-	if _, err := w.Write(frame[writeBuffer:]); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if want := append(bytes.Clone(frame), msg...); !bytes.Equal(out.bytes(), want) {
-		t.Fatalf("wrote %x\nwant %x", out.bytes(), want)
-	}
-	closeFrame := []byte{0x88, 2, 0x03, 0xe8}
-	if _, err := w.Write(closeFrame); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.writeMessage(msg); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("a message after the close frame: %v", err)
-	}
-	if got := out.bytes(); !bytes.HasSuffix(got, closeFrame) {
-		t.Fatalf("something followed the close frame: %x", got)
-	}
-
-	lost := &frameWriter{conn: &out}
-	lost.Write([]byte("xyz"))
-	if err := lost.writeMessage(msg); !errors.Is(err, errCannotFollow) {
-		t.Fatalf("a frameWriter that lost track wrote a message: %v", err)
-	}
-}
-
-// TestPutFrameHeader: the header put in front of a payload is the one coder/websocket writes.
-func TestPutFrameHeader(t *testing.T) {
-	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 100_000} {
-		b := append(make([]byte, maxFrameHeader), message(n)...)
-		frame := putFrameHeader(b)
-		want := append(frameHeader(n), message(n)...)
-		if !bytes.Equal(frame, want) {
-			t.Fatalf("%d bytes: header %x, want %x", n, frame[:len(frame)-n], frameHeader(n))
-		}
-	}
 }
