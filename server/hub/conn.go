@@ -311,7 +311,12 @@ func allow(l **rate.Limiter, r rate.Limit, b int) bool {
 // closed with 4008 (or fills its outbox first), one that vanishes fails its ping, and either
 // way close bounds the pending write with a deadline on the connection.
 func (c *conn) writeLoop() {
-	var buf []byte
+	var buf *[]byte // from batchPool, while this writer joins frames
+	defer func() {
+		if buf != nil {
+			putBatch(buf)
+		}
+	}()
 	met := c.h.met
 	for {
 		frames, since := c.out.take()
@@ -329,11 +334,14 @@ func (c *conn) writeLoop() {
 			msg := frames[0]
 			n := 1
 			if len(frames) > 1 {
-				buf = append(buf[:0], frames[0]...)
-				for ; n < len(frames) && len(buf)+1+len(frames[n]) <= maxBatchBytes; n++ {
-					buf = append(append(buf, '\n'), frames[n]...)
+				if buf == nil {
+					buf = batchPool.Get().(*[]byte)
 				}
-				msg = buf
+				b := append((*buf)[:0], frames[0]...)
+				for ; n < len(frames) && len(b)+1+len(frames[n]) <= maxBatchBytes; n++ {
+					b = append(append(b, '\n'), frames[n]...)
+				}
+				*buf, msg = b, b
 			}
 			frames = frames[n:]
 			if err := c.ws.Write(context.Background(), websocket.MessageText, msg); err != nil {
@@ -345,6 +353,18 @@ func (c *conn) writeLoop() {
 			took = wrote
 			c.written.Add(1)
 		}
+	}
+}
+
+// batchPool holds the buffers writers join a message's frames in, shared by every socket: a
+// writer runs for one wake-up, and a buffer of its own would be allocated and grown at each.
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// putBatch returns a writer's join buffer to batchPool; one grown past a batch's largest goes
+// to the collector.
+func putBatch(buf *[]byte) {
+	if cap(*buf) <= maxBatchBytes+1<<10 {
+		batchPool.Put(buf)
 	}
 }
 
