@@ -35,7 +35,7 @@ func BenchmarkWriterWakeUp(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				c := newConn(h, ws, capture.conn, capture.fw)
+				c := newConn(h, ws, capture.conn)
 				conns <- c
 				c.readLoop() // answers the client's close
 			}))
