@@ -55,8 +55,14 @@ func TestIdleSocketFootprint(t *testing.T) {
 	if goroutines > 1.05 {
 		t.Errorf("%.2f goroutines per idle socket, want 1 (its reader)", goroutines)
 	}
-	if heap+stack > idleSocketBudget {
-		t.Errorf("%.0f B of heap and stack per idle socket, want at most %d", heap+stack, idleSocketBudget)
+	budget := float64(idleSocketBudget)
+	if raceEnabled {
+		// The race detector's instrumentation takes the reader's stack from 4 KiB to 8 KiB
+		// where it parks; the heap is the same in both builds.
+		budget += 4 << 10
+	}
+	if heap+stack > budget {
+		t.Errorf("%.0f B of heap and stack per idle socket, want at most %.0f", heap+stack, budget)
 	}
 }
 
