@@ -245,6 +245,7 @@ func tampered(token string) string {
 }
 
 func TestWebSocketExpiryAndRevocation(t *testing.T) {
+	t.Parallel()
 	// 3 s tokens: valid 2–3 s (exp is in whole seconds), time enough to connect on a slow machine.
 	ts := newTestServer(t, server.Config{AccessTTL: 3 * time.Second})
 	t.Run("open socket closed 4001 after exp", func(t *testing.T) {
