@@ -52,6 +52,7 @@ func waitMetricTo(t *testing.T, baseURL, series, want string, ok func(float64) b
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	before := scrape(t, ts.URL)
 	for _, series := range []string{
@@ -135,6 +136,7 @@ func TestMetrics(t *testing.T) {
 
 // TestMetricsPerServer: two servers in one process count apart.
 func TestMetricsPerServer(t *testing.T) {
+	t.Parallel()
 	a := newTestServer(t, server.Config{})
 	b := newTestServer(t, server.Config{})
 	s := a.connect(t, a.register(t, "alice").AccessToken)

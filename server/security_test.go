@@ -66,6 +66,7 @@ func newLoggedServer(t *testing.T, cfg server.Config) (*testServer, *syncBuffer)
 // TestTokensNeverLogged drives handshakes that succeed and fail in every way, API calls with
 // good and bad tokens, refreshes and a reuse, and looks for any token in the server's log.
 func TestTokensNeverLogged(t *testing.T) {
+	t.Parallel()
 	ts, logs := newLoggedServer(t, server.Config{IPConnLimit: 3})
 	jar, _ := cookiejar.New(nil)
 	api := client.NewAPI(ts.URL, &http.Client{Jar: jar})

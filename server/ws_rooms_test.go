@@ -63,6 +63,7 @@ func TestUserConnLimit(t *testing.T) {
 // TestRoomsLeaveMemory: a room stays in the hub only while it has members (kaiwa_rooms), and
 // one loaded again sees what was sent meanwhile.
 func TestRoomsLeaveMemory(t *testing.T) {
+	t.Parallel()
 	ts := newTestServer(t, server.Config{})
 	tokens := mintUsers(t, ts.st, "mem", 2)
 	const rooms = 20

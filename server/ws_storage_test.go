@@ -26,6 +26,7 @@ import (
 // and sign-ins go on; once space is freed a send succeeds and /healthz is 200 again; after a
 // restart every acked message is there. It needs to mount a tmpfs (root, as in CI).
 func TestStorageFull(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("SKIPPED: cannot mount a size-limited tmpfs (needs root): %v: %s", err, out)

@@ -245,9 +245,11 @@ func tampered(token string) string {
 }
 
 func TestWebSocketExpiryAndRevocation(t *testing.T) {
+	t.Parallel()
 	// 3 s tokens: valid 2–3 s (exp is in whole seconds), time enough to connect on a slow machine.
 	ts := newTestServer(t, server.Config{AccessTTL: 3 * time.Second})
 	t.Run("open socket closed 4001 after exp", func(t *testing.T) {
+		t.Parallel()
 		tb := ts.register(t, "bob")
 		s := ts.connect(t, tb.AccessToken)
 		s.next(proto.TypeHello)
@@ -260,6 +262,7 @@ func TestWebSocketExpiryAndRevocation(t *testing.T) {
 		}
 	})
 	t.Run("expired token closes 4001 at once", func(t *testing.T) {
+		t.Parallel()
 		tb := ts.register(t, "carol")
 		time.Sleep(time.Until(tb.ExpiresAt) + 100*time.Millisecond)
 		s := ts.connect(t, tb.AccessToken)
@@ -268,6 +271,7 @@ func TestWebSocketExpiryAndRevocation(t *testing.T) {
 		}
 	})
 	t.Run("logout closes the session's sockets 4003", func(t *testing.T) {
+		t.Parallel()
 		// Tokens of the default lifetime: a token that expired first would close 4001.
 		ts := newTestServer(t, server.Config{})
 		api := client.NewAPI(ts.URL, nil)

@@ -20,6 +20,7 @@ import (
 // the file is synced before it is renamed into place, and its directory after, so a crash
 // leaves either no backup or a whole one. Skipped where strace cannot trace.
 func TestBackupDurable(t *testing.T) {
+	t.Parallel()
 	strace, err := exec.LookPath("strace")
 	if err != nil {
 		t.Skip("no strace")

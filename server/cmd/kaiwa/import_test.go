@@ -20,6 +20,7 @@ import (
 // same history), a second import is refused with a non-zero exit, and so are a missing source
 // and a missing -nats.
 func TestImportCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: filepath.Join(dir, "nats"), NoLog: true, NoSigs: true})

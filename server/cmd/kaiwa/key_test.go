@@ -15,6 +15,7 @@ import (
 // TestKeyRotate: after `kaiwa key rotate` the access tokens signed before no longer verify, and
 // the refresh sessions still work and hand out tokens signed with the new key.
 func TestKeyRotate(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "kaiwa.db")
 	if code, _, stderr := runKaiwa(t, "correct horse\n", "user", "add", "-db", db, "alice"); code != 0 {
 		t.Fatalf("user add: %s", stderr)

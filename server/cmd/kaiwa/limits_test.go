@@ -23,6 +23,7 @@ import (
 // address to its cap per IP, or, with none, to the total cap below the file limit; it closes the
 // rest at once, never runs out of descriptors, and answers /healthz to another address meanwhile.
 func TestServeHealthzUnderSlowBodyFlood(t *testing.T) {
+	t.Parallel()
 	const fileLimit, flood = 512, 1000
 	tests := []struct {
 		ipConnLimit int

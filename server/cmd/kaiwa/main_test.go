@@ -374,6 +374,7 @@ func waitForLog(t *testing.T, lines <-chan map[string]any, msg string) map[strin
 }
 
 func TestBackupCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "kaiwa.db")
 	if code, _, stderr := runKaiwa(t, "correct horse\n", "user", "add", "-db", db, "root", "-admin"); code != 0 {

@@ -179,6 +179,7 @@ func (c *chatSocket) sendAcked(t *testing.T, id string) {
 // plain listener serves /ca.crt and redirects the rest; a restart keeps the authority and the
 // server certificate.
 func TestTLSSelf(t *testing.T) {
+	t.Parallel()
 	db := filepath.Join(t.TempDir(), "kaiwa.db")
 	p := startKaiwa(t, db, "-tls-self", "localhost,127.0.0.1", "-redirect-http", "127.0.0.1:0")
 	if !strings.HasPrefix(p.base, "https://127.0.0.1:") {
@@ -282,6 +283,7 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) *x509.Certificate {
 // TestTLSCertReloadOnSIGHUP serves -tls-cert files, replaces them and sends SIGHUP: new
 // connections get the new certificate, and a socket opened before goes on.
 func TestTLSCertReloadOnSIGHUP(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	first := writeSelfSigned(t, certFile, keyFile)
@@ -378,6 +380,7 @@ func TestTLSFlags(t *testing.T) {
 // directory asked for, with its cache in the database, and a TLS config that answers the
 // tls-alpn-01 challenge. Nothing reaches the internet.
 func TestACMEWiring(t *testing.T) {
+	t.Parallel()
 	st := storetest.Open(t)
 	fs := flag.NewFlagSet("kaiwa serve", flag.ContinueOnError)
 	tf := addTLSFlags(fs)
@@ -416,6 +419,7 @@ func TestACMEWiring(t *testing.T) {
 }
 
 func TestRedirectToHTTPS(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		host, port, path, want string
 	}{
