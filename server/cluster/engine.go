@@ -357,6 +357,9 @@ func (e *Engine) consume(ctx context.Context) error {
 	stopped := context.AfterFunc(ctx, it.Stop)
 	defer stopped()
 	defer it.Stop()
+	watchCtx, endWatch := context.WithCancel(ctx)
+	defer endWatch()
+	go e.watchStall(watchCtx, it.Stop)
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -376,6 +379,47 @@ func (e *Engine) consume(ctx context.Context) error {
 		if err := e.applyMsg(seq, msg.Data()); err != nil {
 			return err
 		}
+	}
+}
+
+// stallAfter is how long the applier may make no progress while the stream holds operations
+// it has not applied before watchStall makes a new consumer.
+const stallAfter = 5 * time.Second
+
+// watchStall calls stop when the stream is known to be ahead of what this node applied and
+// nothing was applied for stallAfter: a consumer that survived the loss of the server holding
+// it can stay silent without an error (its heartbeats answered, its deliveries gone), and
+// every write through this node would wait for it. A new consumer starts from the applied seq
+// + 1, so nothing is skipped or applied twice.
+func (e *Engine) watchStall(ctx context.Context, stop func()) {
+	tick := time.NewTicker(stallAfter / 5)
+	defer tick.Stop()
+	e.mu.Lock()
+	progress, since := e.progress, time.Now()
+	e.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-progress:
+			e.mu.Lock()
+			progress, since = e.progress, time.Now()
+			e.mu.Unlock()
+			continue
+		case <-tick.C:
+		}
+		if time.Since(since) < stallAfter {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, stallAfter/5)
+		last, err := e.node.LastSeq(ictx)
+		cancel()
+		if err != nil || last <= e.Applied() {
+			continue // JetStream busy electing, or nothing to apply: the consumer is not behind
+		}
+		e.log.Warn("cluster_consumer_stalled", slog.Uint64("applied", e.Applied()), slog.Uint64("stream_last", last))
+		stop()
+		return
 	}
 }
 
