@@ -60,10 +60,8 @@ func TestBrowserRoomListSnapshot(t *testing.T) {
 		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watchEarly})
 		return err
 	}))
-	liveList := chromedp.CSS(`[data-view="home"] ul.rooms li[data-room="general"] a`)
 	noSnapshot := `!document.querySelector(".snapshot")`
 	earlyOf := func() early { return eval[early](t, b, `window.__kaiwaEarly`) }
-	loginForm := chromedp.CSS(`form[data-view="login"] input[name="password"]`)
 
 	register(t, b, ts.URL, "snapa")
 	b.do(t, "the room list", chromedp.WaitVisible(liveList))
@@ -157,6 +155,12 @@ func buildStopWasm(t *testing.T) []byte {
 // appCache is the service worker's cache of the app's files, for a page it controls.
 const appCache = `caches.keys().then((keys) => caches.open(keys.find((k) => k.startsWith("kaiwa-") && k !== "kaiwa-snapshot")))`
 
+// liveList is the live app's room list, loginForm its sign-in form.
+var (
+	liveList  = chromedp.CSS(`[data-view="home"] ul.rooms li[data-room="general"] a`)
+	loginForm = chromedp.CSS(`form[data-view="login"] input[name="password"]`)
+)
+
 // keepsSnapshot waits until the service worker controls b's next load and the app has kept
 // user's room list for it.
 func keepsSnapshot(t *testing.T, b *browser, user string) {
@@ -186,7 +190,6 @@ func TestBrowserSnapshotWhenAppCannotStart(t *testing.T) {
 	k := startFaultyKaiwa(t)
 	b := newBrowser(t, chromium)
 	watchEarlyDocuments(t, b)
-	liveList := chromedp.CSS(`[data-view="home"] ul.rooms li[data-room="general"] a`)
 	const (
 		label     = `document.getElementById("app-wasm-loader-label")?.innerText`
 		reload    = `document.querySelector('#app-wasm-loader button')`
@@ -254,8 +257,6 @@ func TestBrowserSnapshotSignedOutInAnotherTab(t *testing.T) {
 	ts := startKaiwa(t)
 	b := newBrowser(t, chromium)
 	watchEarlyDocuments(t, b)
-	liveList := chromedp.CSS(`[data-view="home"] ul.rooms li[data-room="general"] a`)
-	loginForm := chromedp.CSS(`form[data-view="login"] input[name="password"]`)
 	register(t, b, ts.URL, "twotabs")
 	b.do(t, "the room list", chromedp.WaitVisible(liveList))
 	keepsSnapshot(t, b, "twotabs")
@@ -301,8 +302,6 @@ func TestBrowserSnapshotSessionRevoked(t *testing.T) {
 	k := startCountingKaiwa(t)
 	b := newBrowser(t, chromium)
 	watchEarlyDocuments(t, b)
-	liveList := chromedp.CSS(`[data-view="home"] ul.rooms li[data-room="general"] a`)
-	loginForm := chromedp.CSS(`form[data-view="login"] input[name="password"]`)
 	register(t, b, k.URL, "revoked")
 	b.do(t, "the room list", chromedp.WaitVisible(liveList))
 	keepsSnapshot(t, b, "revoked")

@@ -415,7 +415,10 @@ func (e *Engine) watchStall(ctx context.Context, stop func()) {
 		last, err := e.node.LastSeq(ictx)
 		cancel()
 		if err != nil || last <= e.Applied() {
-			continue // JetStream busy electing, or nothing to apply: the consumer is not behind
+			// JetStream busy electing, or nothing to apply: look again a stallAfter later,
+			// so that an idle node asks once per stallAfter, not at every tick.
+			since = time.Now()
+			continue
 		}
 		e.log.Warn("cluster_consumer_stalled", slog.Uint64("applied", e.Applied()), slog.Uint64("stream_last", last))
 		stop()
