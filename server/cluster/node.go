@@ -75,7 +75,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	opts := []nats.Option{nats.Name("kaiwa"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	url := strings.Join(cfg.URLs, ",")
 	if cfg.Embed != "" {
-		srv, err := embed(cfg)
+		srv, err := embed(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -147,8 +147,11 @@ func (n *Node) ensureStream(ctx context.Context, cfg Config) (jetstream.Stream, 
 }
 
 // embed starts the embedded NATS server with JetStream, fsyncing every write so that a stored
-// operation survives the machine's crash.
-func embed(cfg Config) (*natsserver.Server, error) {
+// operation survives the machine's crash, and waits until it listens or ctx ends. JetStream
+// reads its storage before the server listens, which takes as long as the storage is large
+// and the disk slow: no fixed limit fits every node. A server that cannot start (its route
+// port taken, its storage unreadable) is given up at once, with its reason.
+func embed(ctx context.Context, cfg Config) (*natsserver.Server, error) {
 	host, port, err := hostPort(cfg.Embed)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: -nats-embed: %w", err)
@@ -179,12 +182,58 @@ func embed(cfg Config) (*natsserver.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: embedded node: %w", err)
 	}
+	logs := &natsLog{log: cfg.Log}
+	srv.SetLoggerV2(logs, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("cluster: embedded node %s not ready for connections", name)
+	for !srv.ReadyForConnections(250 * time.Millisecond) {
+		if fatal := logs.fatal(); fatal != "" {
+			srv.Shutdown()
+			return nil, fmt.Errorf("cluster: embedded node %s: %s", name, fatal)
+		}
+		if ctx.Err() != nil {
+			srv.Shutdown()
+			return nil, fmt.Errorf("cluster: embedded node %s not ready for connections: %w", name, context.Cause(ctx))
+		}
 	}
 	return srv, nil
+}
+
+// natsLog passes the embedded NATS server's errors and warnings to Kaiwa's log (cluster_nats),
+// and keeps the first fatal one: the server does not stop on it, it only says so.
+type natsLog struct {
+	log *slog.Logger
+
+	mu    sync.Mutex
+	first string
+}
+
+func (l *natsLog) Fatalf(format string, v ...any) {
+	text := fmt.Sprintf(format, v...)
+	l.mu.Lock()
+	if l.first == "" {
+		l.first = text
+	}
+	l.mu.Unlock()
+	l.log.Error("cluster_nats", slog.String("fatal", text))
+}
+
+func (l *natsLog) Errorf(format string, v ...any) {
+	l.log.Error("cluster_nats", slog.String("error", fmt.Sprintf(format, v...)))
+}
+
+func (l *natsLog) Warnf(format string, v ...any) {
+	l.log.Warn("cluster_nats", slog.String("warning", fmt.Sprintf(format, v...)))
+}
+
+func (*natsLog) Noticef(string, ...any) {}
+func (*natsLog) Debugf(string, ...any)  {}
+func (*natsLog) Tracef(string, ...any)  {}
+
+// fatal returns the first fatal error the server reported, or "".
+func (l *natsLog) fatal() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.first
 }
 
 func hostPort(addr string) (string, int, error) {

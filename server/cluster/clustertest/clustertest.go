@@ -4,12 +4,14 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,8 +42,21 @@ func Nodes(tb testing.TB, n int) []*cluster.Node {
 }
 
 // startNodes starts n embedded nodes with their storage in dir; on an error, those started are
-// returned with it.
+// returned with it. Their route ports were free a moment before: when another process took one
+// in between, the nodes are started again on other ports.
 func startNodes(dir string, n int) ([]*cluster.Node, error) {
+	for attempt := 1; ; attempt++ {
+		nodes, err := startNodesOnce(filepath.Join(dir, fmt.Sprintf("try-%d", attempt)), n)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return nodes, err
+		}
+		for _, node := range nodes {
+			node.Close()
+		}
+	}
+}
+
+func startNodesOnce(dir string, n int) ([]*cluster.Node, error) {
 	ports, err := freePorts(n)
 	if err != nil {
 		return nil, err
@@ -65,7 +80,12 @@ func startNodes(dir string, n int) ([]*cluster.Node, error) {
 		if n > 1 {
 			cfg.Cluster, cfg.Routes = fmt.Sprintf("127.0.0.1:%d", ports[i]), routes
 		}
-		wg.Go(func() { nodes[i], errs[i] = cluster.Start(ctx, cfg) })
+		wg.Go(func() {
+			// A node that cannot start leaves the others waiting for it until ctx ends.
+			if nodes[i], errs[i] = cluster.Start(ctx, cfg); errs[i] != nil {
+				cancel()
+			}
+		})
 	}
 	wg.Wait()
 	var started []*cluster.Node
@@ -74,10 +94,14 @@ func startNodes(dir string, n int) ([]*cluster.Node, error) {
 			started = append(started, node)
 		}
 	}
+	var failed []error
 	for i, err := range errs {
 		if err != nil {
-			return started, fmt.Errorf("node %d: %w", i, err)
+			failed = append(failed, fmt.Errorf("node %d: %w", i, err))
 		}
+	}
+	if failed != nil {
+		return started, errors.Join(failed...)
 	}
 	return nodes, nil
 }
