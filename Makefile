@@ -39,8 +39,9 @@ vet: ## go vet, native and for the browser build
 test-go:
 	$(GO) test -race -count=1 -p 3 -timeout 25m ./...
 
-bench: build ## the benchmark suite: prints a table and records it in BENCHMARKS.md
-	./bin/kaiwa bench -o BENCHMARKS.md
+# PEER: a Centrifugo binary to run the fan-out beside (BENCHMARKS.md says how one was built).
+bench: build ## the benchmark suite: prints a table and records it in BENCHMARKS.md (PEER=centrifugo adds the side-by-side)
+	./bin/kaiwa bench -o BENCHMARKS.md $(if $(PEER),-peer $(PEER))
 
 fuzz: ## run each fuzz target for a while (FUZZTIME, default 30s)
 	@for pkg in $$($(GO) list ./...); do \
