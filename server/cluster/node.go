@@ -177,6 +177,9 @@ func embed(ctx context.Context, cfg Config) (*natsserver.Server, error) {
 		}
 		opts.Cluster = natsserver.ClusterOpts{Name: "kaiwa", Host: h, Port: p}
 		opts.Routes = natsserver.RoutesFromStr(strings.Join(cfg.Routes, ","))
+		// A route to a node that went away is tried again every second, on each of its
+		// connections: say so at the first attempt and then once a minute, not every time.
+		opts.ReconnectErrorReports = 60
 	}
 	srv, err := natsserver.NewServer(opts)
 	if err != nil {
