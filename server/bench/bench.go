@@ -25,6 +25,9 @@ type Options struct {
 	// Peer is the path of a Centrifugo binary the peer scenario compares Kaiwa with; without
 	// it that scenario is skipped.
 	Peer string
+	// PeerRounds is how many alternating rounds the peer scenario runs at each rate; 0: 3.
+	// One round of each system takes about 25 s.
+	PeerRounds int
 	// Progress receives a line now and then while scenarios run; nil means none.
 	Progress io.Writer
 }

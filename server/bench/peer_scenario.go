@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os/exec"
@@ -9,9 +10,10 @@ import (
 	"time"
 )
 
-// peerRounds is how many alternating rounds the peer scenario runs: one system's step, then the
-// other's, so that a burst of work from elsewhere on a shared machine falls on both.
-const peerRounds = 3
+// defaultPeerRounds is how many alternating rounds the peer scenario runs unless
+// Options.PeerRounds says otherwise: one system's step, then the other's, so that a burst of
+// work from elsewhere on a shared machine falls on both.
+const defaultPeerRounds = 3
 
 // peerScenario runs the 20 rooms × 100 members fan-out against Kaiwa and against the peer
 // (Options.Peer) side by side, both up at once with their sockets connected, in alternating
@@ -72,6 +74,7 @@ func peerScenario(ctx context.Context, e *env) error {
 		p99s  []time.Duration
 		cpus  []time.Duration
 	}
+	peerRounds := cmp.Or(e.PeerRounds, defaultPeerRounds)
 	for _, publishes := range []float64{500, 1000} {
 		sides := []*side{{name: "Kaiwa", load: kaiwa}, {name: peerName, load: peer}}
 		stages, split := stageCounts{}, &commitSplit{}
@@ -111,23 +114,28 @@ func peerScenario(ctx context.Context, e *env) error {
 		k, c := sides[0], sides[1]
 		ratio := func(a, b time.Duration) float64 { return float64(a) / float64(max(b, time.Microsecond)) }
 		var rounds []string
+		var p50Ratios, p99Ratios []float64
 		for i := range peerRounds {
-			rounds = append(rounds, fmt.Sprintf("p50 %.2f× p99 %.2f×", ratio(k.p50s[i], c.p50s[i]), ratio(k.p99s[i], c.p99s[i])))
+			p50Ratios = append(p50Ratios, ratio(k.p50s[i], c.p50s[i]))
+			p99Ratios = append(p99Ratios, ratio(k.p99s[i], c.p99s[i]))
+			rounds = append(rounds, fmt.Sprintf("p50 %.2f× p99 %.2f×", p50Ratios[i], p99Ratios[i]))
 		}
 		figures := map[string]float64{
 			"kaiwa_p50_ms": msf(k.lat.quantile(.5)), "kaiwa_p99_ms": msf(k.lat.quantile(.99)),
 			"peer_p50_ms": msf(c.lat.quantile(.5)), "peer_p99_ms": msf(c.lat.quantile(.99)),
 			"p50_ratio": ratio(k.lat.quantile(.5), c.lat.quantile(.5)), "p99_ratio": ratio(k.lat.quantile(.99), c.lat.quantile(.99)),
+			"p50_ratio_rounds_median": median(p50Ratios), "p99_ratio_rounds_median": median(p99Ratios),
 			"kaiwa_deliveries_per_s": mean(k.rates), "peer_deliveries_per_s": mean(c.rates),
 		}
 		addCPU(figures, "kaiwa_cpu_us_per_delivery", meanDuration(k.cpus))
 		addCPU(figures, "peer_cpu_us_per_delivery", meanDuration(c.cpus))
 		e.add(Row{
 			Scenario: fmt.Sprintf("side by side 20×100 @%.0f/s", publishes),
-			Result: fmt.Sprintf("Kaiwa %.0f deliveries/s p50 %s p99 %s (server CPU %s/delivery); %s %.0f deliveries/s p50 %s p99 %s (%s/delivery): Kaiwa/%s p50 %.2f×, p99 %.2f× (%d alternating rounds, median of %d windows; per round %s)",
+			Result: fmt.Sprintf("Kaiwa %.0f deliveries/s p50 %s p99 %s (server CPU %s/delivery); %s %.0f deliveries/s p50 %s p99 %s (%s/delivery): Kaiwa/%s p50 %.2f×, p99 %.2f× (%d alternating rounds, median of %d windows; per round %s; the rounds' median p50 %.2f×, p99 %.2f×)",
 				mean(k.rates), ms(k.lat.quantile(.5)), ms(k.lat.quantile(.99)), cpuText(meanDuration(k.cpus)),
 				peerName, mean(c.rates), ms(c.lat.quantile(.5)), ms(c.lat.quantile(.99)), cpuText(meanDuration(c.cpus)),
-				peerName, figures["p50_ratio"], figures["p99_ratio"], peerRounds, len(k.lat), strings.Join(rounds, "; ")),
+				peerName, figures["p50_ratio"], figures["p99_ratio"], peerRounds, len(k.lat), strings.Join(rounds, "; "),
+				figures["p50_ratio_rounds_median"], figures["p99_ratio_rounds_median"]),
 			Target:  "ratios ≤ 1× on p50 and p99, every Kaiwa message on disk before delivery",
 			Figures: figures,
 		})

@@ -148,6 +148,15 @@ func medianOf(rounds []startupRound, f func(startupRound) float64) float64 {
 	for i, r := range rounds {
 		v[i] = f(r)
 	}
+	return median(v)
+}
+
+// median is the middle of v (the upper middle of an even count), or 0 for none; v is sorted
+// in place.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
 	slices.Sort(v)
 	return v[len(v)/2]
 }

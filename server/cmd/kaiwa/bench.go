@@ -30,6 +30,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	soakUsers := fs.Int("soak-users", 1000, "client sessions in the soak")
 	nats := fs.Bool("nats", false, "run fanout and durable against a 3-node cluster: three kaiwa serve processes with embedded NATS nodes on loopback")
 	peer := fs.String("peer", "", "path of a Centrifugo binary: the peer scenario runs the fan-out against it and Kaiwa in alternating rounds")
+	peerRounds := fs.Int("peer-rounds", 3, "alternating rounds of the peer scenario at each rate (1-99): one run of 3 cannot tell latencies apart closer than about ±40 %")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	out := fs.String("o", "", "also write the table, with the command, machine and date, into this Markdown file (between its bench markers)")
 	// The bench takes no environment twins: a machine that runs a cluster node has KAIWA_NATS
@@ -42,7 +43,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, rest[0])
 	}
-	opts := bench.Options{Conns: *conns, Soak: *soak, SoakUsers: *soakUsers, Cluster: *nats, Peer: *peer, Progress: stderr}
+	if *peerRounds < 1 || *peerRounds > 99 {
+		return fmt.Errorf("%w: -peer-rounds must be between 1 and 99", errUsage)
+	}
+	opts := bench.Options{Conns: *conns, Soak: *soak, SoakUsers: *soakUsers, Cluster: *nats, Peer: *peer, PeerRounds: *peerRounds, Progress: stderr}
 	if *scenarios != "all" {
 		opts.Scenarios = strings.Split(*scenarios, ",")
 	}

@@ -149,6 +149,8 @@ func TestUsageErrors(t *testing.T) {
 		{"backup without -o", nil, []string{"backup", "-user", "root"}},
 		{"key without rotate", nil, []string{"key", "-db", db}},
 		{"key rotate with an argument", nil, []string{"key", "rotate", "-db", db, "now"}},
+		{"bench with no peer rounds", nil, []string{"bench", "-scenario", "peer", "-peer-rounds", "0"}},
+		{"bench with too many peer rounds", nil, []string{"bench", "-scenario", "peer", "-peer-rounds", "100"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
