@@ -311,10 +311,10 @@ func allow(l **rate.Limiter, r rate.Limit, b int) bool {
 // closed with 4008 (or fills its outbox first), one that vanishes fails its ping, and either
 // way close bounds the pending write with a deadline on the connection.
 func (c *conn) writeLoop() {
-	var buf *[]byte // from batchPool, while this writer joins frames
+	var buf *[]byte // from joinPool, while this writer joins frames
 	defer func() {
 		if buf != nil {
-			putBatch(buf)
+			putJoin(buf)
 		}
 	}()
 	met := c.h.met
@@ -335,7 +335,7 @@ func (c *conn) writeLoop() {
 			n := 1
 			if len(frames) > 1 {
 				if buf == nil {
-					buf = batchPool.Get().(*[]byte)
+					buf = joinPool.Get().(*[]byte)
 				}
 				b := append((*buf)[:0], frames[0]...)
 				for ; n < len(frames) && len(b)+1+len(frames[n]) <= maxBatchBytes; n++ {
@@ -353,18 +353,6 @@ func (c *conn) writeLoop() {
 			took = wrote
 			c.written.Add(1)
 		}
-	}
-}
-
-// batchPool holds the buffers writers join a message's frames in, shared by every socket: a
-// writer runs for one wake-up, and a buffer of its own would be allocated and grown at each.
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
-
-// putBatch returns a writer's join buffer to batchPool; one grown past a batch's largest goes
-// to the collector.
-func putBatch(buf *[]byte) {
-	if cap(*buf) <= maxBatchBytes+1<<10 {
-		batchPool.Put(buf)
 	}
 }
 

@@ -71,8 +71,16 @@ type frameWriter struct {
 	through bool // a write came that frameWriter could not follow
 }
 
-// framePool holds buffers that join the two writes of a frame, shared by every socket.
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+// joinPool holds the buffers that join bytes for one write, shared by every socket: a frame's
+// two writes (frameWriter) and the frames of one WebSocket message (conn.writeLoop).
+var joinPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// putJoin returns a buffer to joinPool; one grown past the largest frame goes to the collector.
+func putJoin(buf *[]byte) {
+	if cap(*buf) <= maxPooledFrame {
+		joinPool.Put(buf)
+	}
+}
 
 func (w *frameWriter) Write(p []byte) (int, error) {
 	if w.through {
@@ -97,12 +105,10 @@ func (w *frameWriter) Write(p []byte) (int, error) {
 		}
 		return w.conn.Write(p)
 	}
-	buf := framePool.Get().(*[]byte)
+	buf := joinPool.Get().(*[]byte)
 	*buf = append(append((*buf)[:0], held...), p...)
 	_, err := w.conn.Write(*buf)
-	if cap(*buf) <= maxPooledFrame {
-		framePool.Put(buf)
-	}
+	putJoin(buf)
 	if err != nil {
 		return 0, err
 	}
