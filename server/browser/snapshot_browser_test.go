@@ -37,8 +37,13 @@ const watchEarly = `(() => {
 	});
 })();`
 
-// snapshotKept is true once the app has kept a room list's snapshot in Cache Storage.
+// snapshotKept resolves to the room list's snapshot the app kept in Cache Storage, or "" when
+// none is kept.
 const snapshotKept = `caches.open("kaiwa-snapshot").then((c) => c.match("/kaiwa-snapshot.html")).then((r) => r ? r.text() : "")`
+
+// noneKept is true, polled, once no snapshot is kept: each call looks again and reports what
+// the look before it found.
+const noneKept = `(` + snapshotKept + `.then((s) => window.__kept = s), window.__kept === "")`
 
 type early struct {
 	Present bool     `json:"present"`
@@ -66,8 +71,7 @@ func TestBrowserRoomListSnapshot(t *testing.T) {
 	register(t, b, ts.URL, "snapa")
 	b.do(t, "the room list", chromedp.WaitVisible(liveList))
 	// The worker controls the next load once it is active; the room list shown is kept.
-	eval[bool](t, b, `navigator.serviceWorker.ready.then(() => true)`)
-	waitJS(t, b, "the snapshot is kept", `(`+snapshotKept+`.then((s) => window.__kept = s), (window.__kept || "").includes('data-snapshot="snapa"'))`, 30*time.Second)
+	keepsSnapshot(t, b, "snapa")
 
 	b.do(t, "reload as a returning user", chromedp.Reload(), chromedp.WaitVisible(liveList))
 	if e := earlyOf(); e.User != "snapa" || !e.Inert || e.GoRan || len(e.Rooms) == 0 || e.Rooms[0] != "/rooms/general" {
@@ -80,7 +84,7 @@ func TestBrowserRoomListSnapshot(t *testing.T) {
 
 	// Signing out deletes the snapshot: the next load of "/" shows none.
 	b.do(t, "sign out", chromedp.Click(chromedp.CSS(`button[data-action="logout"]`)), chromedp.WaitVisible(loginForm))
-	waitJS(t, b, "the snapshot is deleted", `(`+snapshotKept+`.then((s) => window.__kept = s), window.__kept === "")`, 30*time.Second)
+	waitJS(t, b, "the snapshot is deleted", noneKept, 30*time.Second)
 	b.do(t, "reload signed out", chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(loginForm))
 	if e := earlyOf(); e.Present {
 		t.Errorf("a signed-out load held a snapshot: %+v", e)
@@ -89,7 +93,7 @@ func TestBrowserRoomListSnapshot(t *testing.T) {
 	// Another user signs in here: their own list is kept and shown, never the first user's.
 	register(t, b, ts.URL, "snapb")
 	b.do(t, "snapb's room list", chromedp.WaitVisible(liveList))
-	waitJS(t, b, "snapb's snapshot is kept", `(`+snapshotKept+`.then((s) => window.__kept = s), (window.__kept || "").includes('data-snapshot="snapb"'))`, 30*time.Second)
+	keepsSnapshot(t, b, "snapb")
 	b.do(t, "reload as snapb", chromedp.Reload(), chromedp.WaitVisible(liveList))
 	if e := earlyOf(); e.User != "snapb" {
 		t.Errorf("before app.wasm ran, snapb's page held %+v, want snapb's room list", e)
@@ -195,7 +199,6 @@ func TestBrowserSnapshotWhenAppCannotStart(t *testing.T) {
 		reload    = `document.querySelector('#app-wasm-loader button')`
 		failed    = `!document.querySelector(".snapshot") && ` + reload
 		loading   = `!document.querySelector(".snapshot") && ` + label + ` === "Loading Kaiwa…" && !` + reload
-		noneKept  = `(` + snapshotKept + `.then((s) => window.__kept = s), window.__kept === "")`
 		heldEarly = `window.__kaiwaEarly.user`
 	)
 
@@ -264,7 +267,7 @@ func TestBrowserSnapshotSignedOutInAnotherTab(t *testing.T) {
 	other.do(t, "the other tab shows the list", chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(liveList))
 
 	other.do(t, "sign out in the other tab", chromedp.Click(chromedp.CSS(`button[data-action="logout"]`)), chromedp.WaitVisible(loginForm))
-	waitJS(t, b, "the snapshot is deleted", `(`+snapshotKept+`.then((s) => window.__kept = s), window.__kept === "")`, 30*time.Second)
+	waitJS(t, b, "the snapshot is deleted", noneKept, 30*time.Second)
 
 	// The first tab has not noticed: it shows its list again, which keeps the list for the next
 	// load when the user is signed in. It must not write the snapshot (it counts the writes).
@@ -285,7 +288,7 @@ func TestBrowserSnapshotSignedOutInAnotherTab(t *testing.T) {
 	if pollJS(b, `window.__snapshotPuts > 0`, 3*time.Second) {
 		t.Error("the first tab wrote the snapshot again after signing out")
 	}
-	waitJS(t, b, "the snapshot is still deleted", `(`+snapshotKept+`.then((s) => window.__kept = s), window.__kept === "")`, 30*time.Second)
+	waitJS(t, b, "the snapshot is still deleted", noneKept, 30*time.Second)
 	b.do(t, "reload the first tab", chromedp.Reload(), chromedp.WaitVisible(loginForm))
 	if e := eval[early](t, b, `window.__kaiwaEarly`); e.Present {
 		t.Errorf("a load after signing out held a snapshot: %+v", e)
@@ -319,7 +322,7 @@ func TestBrowserSnapshotSessionRevoked(t *testing.T) {
 		t.Errorf("before app.wasm ran, the page held %+v, want the old inert snapshot", e)
 	}
 	waitJS(t, b, "the snapshot goes", `!document.querySelector(".snapshot")`, 30*time.Second)
-	waitJS(t, b, "the snapshot is deleted", `(`+snapshotKept+`.then((s) => window.__kept = s), window.__kept === "")`, 30*time.Second)
+	waitJS(t, b, "the snapshot is deleted", noneKept, 30*time.Second)
 	b.do(t, "reload", chromedp.Reload(), chromedp.WaitVisible(loginForm))
 	if e := eval[early](t, b, `window.__kaiwaEarly`); e.Present {
 		t.Errorf("a load after the refused refresh held a snapshot: %+v", e)
